@@ -170,6 +170,17 @@ static int ref_not_found(lua_State *L, const char *url, const char *ref) {
   return fail(L, url, lua_tostring(L, -1));
 }
 
+/* An unnamed remote for url (in repo, or detached when repo is NULL).
+ * url.*.insteadOf is not applied: libgit2 1.5 leaks a PCRE2 match block
+ * for every config entry that rewrite check looks at. */
+static int new_remote(git_remote **out, git_repository *repo, const char *url) {
+  git_remote_create_options o;
+  git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+  o.repository = repo;
+  o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+  return git_remote_create_with_opts(out, url, &o);
+}
+
 /* A local path that does not exist: libgit2 would only say "unsupported
  * URL protocol". Returns non-zero (and pushes nil, msg) for such a path. */
 static int missing_path(lua_State *L, const char *url) {
@@ -194,7 +205,7 @@ static int git_resolve(lua_State *L) {
   check_ref(L, 2, ref);
   if (missing_path(L, url)) return 2;
   struct res *r = new_res(L);
-  int e = git_remote_create_detached(&r->remote, url);
+  int e = new_remote(&r->remote, NULL, url);
   if (e == 0) e = connect(r);
   git_oid id;
   int found = e == 0 ? match_ref(r->remote, ref, &id) : -1;
@@ -235,7 +246,7 @@ static int git_fetch(lua_State *L) {
       goto done;
     }
   }
-  e = git_remote_create_anonymous(&r->remote, r->repo, url);
+  e = new_remote(&r->remote, r->repo, url);
   if (e == 0) e = connect(r);
   git_oid id;
   int found = e == 0 ? match_ref(r->remote, ref, &id) : -1;

@@ -72,13 +72,18 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many clients connect at once in the tests
+
+    def handle_error(self, request, client_address):
+        pass  # clients that time out or stop reading are part of the tests
+
+
 def main():
     portfile = sys.argv[1]
     lifetime = float(sys.argv[2]) if len(sys.argv) > 2 else 600
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    # Clients that time out or stop reading are part of the tests.
-    server.handle_error = lambda request, address: None
+    server = Server(("127.0.0.1", 0), Handler)
     tmp = portfile + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(server.server_address[1]))

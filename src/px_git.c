@@ -18,9 +18,12 @@
  * go through px.log.scrub.
  */
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <git2.h>
@@ -77,6 +80,14 @@ static void push_shown_url(lua_State *L, const char *url) {
   for (const char *p = auth; p < auth + alen; p++)
     if (*p == '@') at = p;
   const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+  if (at && colon == NULL && strncasecmp(url, "http", 4) == 0) {
+    /* https://<token>@host/...: the user name is the credential */
+    lua_pushlstring(L, auth, (size_t)(at - auth));
+    lua_pushlstring(L, url, (size_t)(auth - url));
+    lua_pushfstring(L, "%s%s%s", lua_tostring(L, -1), MASK, at);
+    lua_remove(L, -2);
+    return;
+  }
   if (colon == NULL || at == colon + 1) {
     lua_pushnil(L);
     lua_pushstring(L, url);
@@ -229,6 +240,17 @@ static int open_repo(git_repository **repo, const char *dir) {
   return git_repository_open_ext(repo, dir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
 }
 
+static int empty_or_absent(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return errno == ENOENT;
+  struct dirent *de;
+  int empty = 1;
+  while (empty && (de = readdir(d)) != NULL)
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) empty = 0;
+  closedir(d);
+  return empty;
+}
+
 /* fetch(url, cache_dir [, ref]) -> sha, downloaded | nil, msg */
 static int git_fetch(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
@@ -240,6 +262,10 @@ static int git_fetch(lua_State *L) {
   int n, e;
   if (git_repository_open_bare(&r->repo, dir) < 0) {
     git_error_clear();
+    if (!empty_or_absent(dir)) { /* never scatter a repository into a used directory */
+      n = fail(L, dir, "exists and is not a bare git repository");
+      goto done;
+    }
     e = git_repository_init(&r->repo, dir, 1);
     if (e < 0) {
       n = fail_git(L, dir, e);

@@ -336,12 +336,13 @@ static void read_spec(lua_State *L, int idx, struct spec *s) {
   if (s->url == NULL) luaL_error(L, "bad option 'url' (string expected)");
   if (strncasecmp(s->url, "http://", 7) != 0 && strncasecmp(s->url, "https://", 8) != 0)
     luaL_error(L, "bad option 'url' (http:// or https:// URL expected, got '%s')", s->url);
-  s->body = opt_string(L, idx, "body");
-  if (s->body) {
-    lua_getfield(L, idx, "body");
-    s->body = lua_tolstring(L, -1, &s->body_len); /* may hold NUL bytes */
-    lua_pop(L, 1);
+  lua_getfield(L, idx, "body"); /* any bytes, NULs included */
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bad option 'body' (string expected, got %s)", luaL_typename(L, -1));
+    s->body = lua_tolstring(L, -1, &s->body_len);
   }
+  lua_pop(L, 1); /* still referenced by the options table */
   s->method = opt_string(L, idx, "method");
   if (s->method == NULL) s->method = s->body ? "POST" : "GET";
   if (!valid_token(s->method, method_char) || strlen(s->method) > 32)

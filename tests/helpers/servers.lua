@@ -79,6 +79,24 @@ function M.start_backend()
   return { port = port, url = "http://127.0.0.1:" .. port, dir = dir, stop = stopper(h, dir) }
 end
 
+-- A socket that listens and never accepts or answers: TCP connects (the
+-- kernel backlog), a TLS handshake or an HTTP response never comes.
+function M.start_silent()
+  local dir = M.tmpdir("silent")
+  local portfile = dir .. "/port"
+  local h = assert(exec.spawn { argv = { M.python, "-c", [[
+import os, socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(600)
+]], portfile }, stdout = "null", stderr = "null" })
+  wait_for("the silent listener", function() return fs.exists(portfile) end)
+  return { port = tonumber(fs.read(portfile)), stop = stopper(h, dir) }
+end
+
 local function openssl(dir, args)
   local argv = { "openssl" }
   for _, a in ipairs(args) do argv[#argv + 1] = a end

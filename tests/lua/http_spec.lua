@@ -81,6 +81,9 @@ describe("px.http against a local server", function()
     local big = string.rep("0123456789", 200000)
     local r = assert(http.request { url = srv.url .. "/echo", method = "PATCH", body = big })
     assert.equals(#big, #json.decode(r.body).body)
+    r = assert(http.request { url = srv.url .. "/echo", body = "a\0b" })
+    assert.equals("a\0b", json.decode(r.body).body)
+    assert.has_error(function() http.request { url = srv.url .. "/echo", body = 42 } end)
   end)
 
   it("returns 401 and 5xx as results, not errors", function()
@@ -120,6 +123,15 @@ describe("px.http against a local server", function()
     assert.is_nil(r)
     assert.equals(srv.url .. "/delay/3000: timed out after 300 ms", err)
     assert.is_true(sys.monotonic() - t0 < 2)
+  end)
+
+  it("names a connect-phase timeout (a TLS handshake that never comes)", function()
+    local silent = servers.start_silent()
+    local url = "https://127.0.0.1:" .. silent.port .. "/api"
+    local r, err = http.request { url = url, connect_timeout_ms = 300, timeout_ms = 5000 }
+    silent.stop()
+    assert.is_nil(r)
+    assert.equals(url .. ": connect timed out after 300 ms", err)
   end)
 
   it("caps the response and flags it truncated", function()

@@ -39,10 +39,10 @@ describe("px.http over TLS (nginx)", function()
 
   it("capath works as well as cafile", function()
     local dir = servers.tmpdir("capath")
+    finally(function() servers.run { "rm", "-rf", dir } end)
     servers.run { "cp", ngx.pki.ca_crt, dir .. "/ca.pem" }
     servers.run { "openssl", "rehash", dir }
     local r = assert(http.request { url = base .. "/nginx-json", capath = dir })
-    servers.run { "rm", "-rf", dir }
     assert.equals(200, r.status)
     local _, err = http.request { url = base .. "/nginx-json", cafile = "/nonexistent/ca.pem" }
     assert.equals(base .. "/nginx-json: error setting certificate file: /nonexistent/ca.pem", err)

@@ -127,9 +127,9 @@ describe("px.http against a local server", function()
 
   it("names a connect-phase timeout (a TLS handshake that never comes)", function()
     local silent = servers.start_silent()
+    finally(silent.stop)
     local url = "https://127.0.0.1:" .. silent.port .. "/api"
     local r, err = http.request { url = url, connect_timeout_ms = 300, timeout_ms = 5000 }
-    silent.stop()
     assert.is_nil(r)
     assert.equals(url .. ": connect timed out after 300 ms", err)
   end)

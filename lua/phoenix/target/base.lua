@@ -41,6 +41,27 @@ function Base:path(p) return join(self.root, p) end
 
 function Base:supports(feature) return self.features[feature] == true end
 
+-- driver(kind) -> driver | nil, msg. Guest drivers live in modules named
+-- phoenix.target.<type>_<kind> ("pve_ct", "lxc_ct", "pve_vm"), loaded on
+-- first use; a target without one does not support that kind of guest.
+function Base:driver(kind)
+  self.drivers = self.drivers or {}
+  local d = self.drivers[kind]
+  if d then return d end
+  local modname = "phoenix.target." .. self.type:gsub("%-", "_") .. "_" .. kind
+  local ok, mod = pcall(require, modname)
+  if not ok then
+    if tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
+      local what = ({ ct = "containers", vm = "virtual machines" })[kind] or kind
+      return nil, what .. " are not supported on the " .. self.type .. " target"
+    end
+    error(mod, 0)
+  end
+  d = mod.new(self)
+  self.drivers[kind] = d
+  return d
+end
+
 -- Resolves argv[1] through bin when the tool is there.
 function Base:tool(name)
   if self.bin and not name:find("/", 1, true) then

@@ -1,0 +1,140 @@
+-- What every target shares: files under its root, host commands (a tool
+-- found in `bin` wins, so tests point pct/qm/... at the simulator), and a
+-- per-run cache for batched inspection.
+local async = require "phoenix.async"
+local fs = require "px.fs"
+
+local Base = {}
+Base.__index = Base
+
+local function join(root, p)
+  if type(p) ~= "string" or p:sub(1, 1) ~= "/" then
+    error("target path must be absolute, got " .. tostring(p), 3)
+  end
+  if root == "/" then return p end
+  return root .. p
+end
+
+-- new(spec, class) -> target; class provides type, options (name -> help)
+-- and features (name -> true). Unknown options are errors.
+function Base.new(spec, class)
+  for k in pairs(spec) do
+    if k ~= "type" and not class.options[k] then
+      local known = {}
+      for name in pairs(class.options) do known[#known + 1] = name end
+      table.sort(known)
+      return nil, string.format("unknown option '%s' for the %s target (known: %s)", k, class.type,
+        table.concat(known, ", "))
+    end
+  end
+  local root = spec.root or "/"
+  if root ~= "/" then
+    local real, err = require("px.sys").realpath(root)
+    if not real then return nil, "target root " .. err end
+    root = real
+  end
+  local t = setmetatable({ type = class.type, root = root, bin = spec.bin, spec = spec, cache = {} }, class)
+  return t
+end
+
+function Base:path(p) return join(self.root, p) end
+
+function Base:supports(feature) return self.features[feature] == true end
+
+-- driver(kind) -> driver | nil, msg. Guest drivers live in modules named
+-- phoenix.target.<type>_<kind> ("pve_ct", "lxc_ct", "pve_vm"), loaded on
+-- first use; a target without one does not support that kind of guest.
+function Base:driver(kind)
+  self.drivers = self.drivers or {}
+  local d = self.drivers[kind]
+  if d then return d end
+  local modname = "phoenix.target." .. self.type:gsub("%-", "_") .. "_" .. kind
+  local ok, mod = pcall(require, modname)
+  if not ok then
+    if tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
+      local what = ({ ct = "containers", vm = "virtual machines" })[kind] or kind
+      return nil, what .. " are not supported on the " .. self.type .. " target"
+    end
+    error(mod, 0)
+  end
+  d = mod.new(self)
+  self.drivers[kind] = d
+  return d
+end
+
+-- Resolves argv[1] through bin when the tool is there.
+function Base:tool(name)
+  if self.bin and not name:find("/", 1, true) then
+    local p = self.bin .. "/" .. name
+    if fs.exists(p) then return p end
+  end
+  return name
+end
+
+-- run(opts) -> result | nil, msg (px.exec options; yields inside a task)
+function Base:run(opts)
+  local argv = { self:tool(opts.argv[1]), table.unpack(opts.argv, 2) }
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.argv = argv
+  return async.run(o)
+end
+
+function Base:read(p) return fs.read(self:path(p)) end
+function Base:exists(p) return fs.exists(self:path(p)) end
+function Base:stat(p) return fs.stat(self:path(p)) end
+function Base:list(p) return fs.list(self:path(p)) end
+function Base:mkdir(p, opts) return fs.mkdir(self:path(p), opts) end
+function Base:remove(p) return fs.remove(self:path(p)) end
+
+-- write(p, data, {mode=, uid=, gid=, backup=".phoenix.bak", mkdir=true})
+-- -> changed (boolean) | nil, msg. Unchanged content is not rewritten.
+function Base:write(p, data, opts)
+  opts = opts or {}
+  local full = self:path(p)
+  local old = fs.read(full)
+  local st = old and fs.stat(full)
+  local mode = opts.mode
+  if type(mode) == "string" then mode = tonumber(mode, 8) end
+  if old == data and (not mode or (st and st.mode == mode)) then return false end
+  if opts.mkdir then
+    local dir = full:match("^(.*)/[^/]*$")
+    if dir and dir ~= "" then
+      local ok, err = fs.mkdir(dir)
+      if not ok then return nil, err end
+    end
+  end
+  local wopts = { mode = mode, uid = opts.uid, gid = opts.gid }
+  if old and opts.backup then wopts.backup = opts.backup end
+  local ok, err = fs.write(full, data, wopts)
+  if not ok then return nil, err end
+  return true
+end
+
+-- memo(key, fn) -> fn()'s results, computed once per run and shared by
+-- concurrent tasks (a second caller waits for the first).
+function Base:memo(key, fn)
+  local e = self.cache[key]
+  while e and e.busy do
+    async.sleep(0.005)
+    e = self.cache[key]
+  end
+  if e then return table.unpack(e.values, 1, e.values.n) end
+  self.cache[key] = { busy = true }
+  local values = table.pack(pcall(fn))
+  if not values[1] then
+    self.cache[key] = nil
+    error(values[2], 0)
+  end
+  self.cache[key] = { values = table.pack(table.unpack(values, 2, values.n)) }
+  -- a failed batch (nil, msg) is not cached: the next caller tries again
+  if values[2] == nil then self.cache[key] = nil end
+  return table.unpack(values, 2, values.n)
+end
+
+-- forget(key) drops one cached batch; forget() drops all.
+function Base:forget(key)
+  if key == nil then self.cache = {} else self.cache[key] = nil end
+end
+
+return Base

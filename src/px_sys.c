@@ -70,7 +70,7 @@ static int sys_time(lua_State *L) {
 /* sleep(seconds): blocking; coroutines should use the scheduler's sleep. */
 static int sys_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
-  luaL_argcheck(L, s >= 0, 1, "must be >= 0");
+  luaL_argcheck(L, s >= 0 && s <= 1e9, 1, "must be between 0 and 1e9 seconds");
   struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !caught_signal) {
   }

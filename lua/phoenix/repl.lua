@@ -68,12 +68,13 @@ end
 
 -- compile(source) -> fn | nil, err, incomplete
 function Session:compile(source)
-  local fn = load("return " .. source, "=stdin", "t", self.env)
+  local fn, ret_err = load("return " .. source, "=stdin", "t", self.env)
   if fn then return fn end
   local err
   fn, err = load(source, "=stdin", "t", self.env)
   if fn then return fn end
-  return nil, err, is_incomplete(err)
+  -- "{" is an unfinished expression, "for" an unfinished statement.
+  return nil, err, is_incomplete(err) or is_incomplete(ret_err)
 end
 
 local function handler(e)
@@ -183,6 +184,7 @@ function Session:complete(word)
   return out
 end
 
+-- history: a path, false (none) or nil/true ($HOME/.phoenix_history).
 local function history_path(opt)
   if opt == false then return nil end
   if type(opt) == "string" then return opt end

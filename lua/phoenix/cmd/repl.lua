@@ -15,6 +15,6 @@ return {
     { "no-history", help = "neither read nor write the history file" },
   },
   run = function(opts)
-    return repl.start{ history = not opts["no-history"] and nil or false }
+    return repl.start{ history = not opts["no-history"] }
   end,
 }

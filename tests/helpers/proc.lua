@@ -49,6 +49,18 @@ function M.group_members(pgid)
   return out
 end
 
+-- settle(pgid) -> live members of the group left after up to 2 s. A
+-- process sent SIGKILL dies asynchronously: it may still show as running
+-- for a moment after kill(2) returned, on a loaded machine.
+function M.settle(pgid)
+  local t0 = sys.monotonic()
+  while true do
+    local left = M.group_members(pgid)
+    if #left == 0 or sys.monotonic() - t0 > 2 then return left end
+    sys.sleep(0.01)
+  end
+end
+
 -- lua_script(dir, name, code) -> path of a script `phoenix lua` can run.
 function M.lua_script(dir, name, code)
   local path = dir .. "/" .. name

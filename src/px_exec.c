@@ -92,6 +92,7 @@ static void reap(struct handle *h, int block) {
   } while (r < 0 && errno == EINTR);
   if (r == h->pid || (r < 0 && errno == ECHILD)) {
     h->reaped = 1;
+    px_sys_untrack_group(h->pid);
     h->reaped_at = px_wait_now_ms();
     h->duration_ms = now_exact_ms() - h->start_exact;
     if (r < 0) h->status = -1; /* someone else reaped it: exit status unknown */
@@ -631,6 +632,7 @@ static int start(struct handle *h, const struct spec *s, char *msg, size_t msgle
   close_fd(&p[1][1]);
   close_fd(&p[2][1]);
   h->pid = pid;
+  px_sys_track_group(pid);
   h->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (h->pidfd >= 0) fcntl(h->pidfd, F_SETFD, FD_CLOEXEC);
   h->stdin_fd = p[0][1];
@@ -820,6 +822,7 @@ static const luaL_Reg funcs[] = {
 };
 
 int luaopen_px_exec(lua_State *L) {
+  px_sys_guard_groups(); /* a signal that kills phoenix reaches its children */
   if (luaL_newmetatable(L, HANDLE_MT)) {
     luaL_newlib(L, handle_methods);
     lua_setfield(L, -2, "methods");

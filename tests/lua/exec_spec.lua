@@ -345,6 +345,52 @@ describe("px.exec.spawn and wait_any", function()
     assert.has_error(function() exec.wait_any("x", 0) end)
   end)
 
+  describe("when a signal ends phoenix", function()
+    -- A phoenix process starts `sleep 30` (in a group of its own), prints
+    -- its pid and waits; we signal phoenix and look for the sleep.
+    local function start(dir, trap)
+      local script = proc.lua_script(dir, "parent.lua", [[
+        local exec, sys, fs = require "px.exec", require "px.sys", require "px.fs"
+        if arg[1] == "trap" then sys.trap_interrupt() end
+        local h = assert(exec.spawn{ argv = { "sleep", "30" } })
+        assert(fs.write(arg[2], tostring(h.pid)))
+        while true do exec.wait_any({ h }, 10000) end
+      ]])
+      local pidfile = dir .. "/child.pid"
+      local parent = assert(exec.spawn{ argv = { proc.bin, "lua", script, trap and "trap" or "-", pidfile } })
+      local t0 = sys.monotonic()
+      while not fs.exists(pidfile) do
+        assert(sys.monotonic() - t0 < 10, "the parent did not start its child")
+        sys.sleep(0.01)
+      end
+      return parent, tonumber(fs.read(pidfile))
+    end
+
+    it("its children get the signal too", function()
+      local dir = proc.tmpdir()
+      local parent, child = start(dir, false)
+      assert.is_true(proc.alive(child))
+      parent:kill("TERM")
+      local r = parent:wait(5000)
+      assert.are.equal("SIGTERM", r.signal)
+      assert.are.same({}, proc.settle(child))
+      proc.cleanup(dir)
+    end)
+
+    it("with the trap, the first signal spares them and the second does not", function()
+      local dir = proc.tmpdir()
+      local parent, child = start(dir, true)
+      parent:kill("INT")
+      assert.is_nil(parent:wait(300)) -- trapped: still running
+      assert.is_true(proc.alive(child))
+      parent:kill("INT")
+      local r = parent:wait(5000)
+      assert.are.equal("SIGINT", r.signal)
+      assert.are.same({}, proc.settle(child))
+      proc.cleanup(dir)
+    end)
+  end)
+
   it("wakes wait_any on an interrupt (px.sys.trap_interrupt)", function()
     local dir = proc.tmpdir()
     local script = proc.lua_script(dir, "intr.lua", [[

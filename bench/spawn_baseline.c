@@ -1,11 +1,13 @@
 /* The floor px.exec is measured against: posix_spawn + waitpid, nothing
  * else (no pipes, no process group, no poll).
- *   spawn_baseline serial N PROG           -> mean ms per spawn + wait
+ *   spawn_baseline serial N PROG           -> mean ms per spawn + wait, and
+ *                                             this process's CPU ms per call
  *   spawn_baseline concurrent N PROG ARG   -> wall s to start N, wait all */
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -38,7 +40,11 @@ int main(int argc, char **argv) {
     }
     printf("%.3f\n", (now_ms() - t0) / 1e3);
   } else {
-    printf("%.3f\n", (now_ms() - t0) / n);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+    printf("%.3f %.3f\n", (now_ms() - t0) / n, cpu / n);
   }
   return 0;
 }

@@ -215,13 +215,17 @@ static int exec_fill(struct px_waitable *w, struct pollfd *fds, int max, int64_t
 
 static void exec_step(struct px_waitable *w, const struct pollfd *fds, int n, int64_t now) {
   struct handle *h = (struct handle *)w;
+  int exited = h->pidfd < 0; /* without a pidfd, try waitpid every time */
   for (int i = 0; i < n; i++) {
     if (!fds[i].revents) continue;
     if (fds[i].fd == h->stdin_fd) feed_stdin(h);
     else if (fds[i].fd == h->out.fd) drain(&h->out);
     else if (fds[i].fd == h->err.fd) drain(&h->err);
+    else if (fds[i].fd == h->pidfd) exited = 1;
   }
-  if (!h->reaped) reap(h, 0);
+  /* Many handles wait together: only the ones whose pidfd fired cost a
+   * waitpid(2). */
+  if (!h->reaped && exited) reap(h, 0);
   if (!h->reaped) {
     if (h->timeout_ms > 0 && !h->timed_out && now >= h->start_ms + h->timeout_ms) {
       h->timed_out = 1;

@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
   snprintf(lua_dir, sizeof lua_dir, "%s", lua_dir_opt ? lua_dir_opt : home);
   if (!lua_dir_opt) strncat(lua_dir, "/lua", sizeof lua_dir - strlen(lua_dir) - 1);
   if (!has_main(lua_dir)) {
-    fprintf(stderr, "phoenix: %s/phoenix/main.lua not found (wrong --lua-dir?)\n", lua_dir);
+    fprintf(stderr, "phoenix: %s/phoenix/main.lua not found (check --lua-dir and PHOENIX_HOME)\n", lua_dir);
     return EXIT_USAGE;
   }
 

@@ -512,7 +512,8 @@ static int fs_flock(lua_State *L) {
       lua_pushnil(L);
       if (interrupted) lua_pushfstring(L, "%s: interrupted while waiting for the lock", path);
       else lua_pushfstring(L, "%s: locked by another process (waited %d ms)", path, (int)timeout);
-      return 2;
+      lua_pushstring(L, interrupted ? "interrupted" : "busy"); /* for callers that branch on it */
+      return 3;
     }
     long d = delay_ms;
     if (timeout >= 0 && timeout - elapsed < d) d = timeout - elapsed;

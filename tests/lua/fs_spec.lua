@@ -216,10 +216,11 @@ describe("px.fs", function()
       local path = dir .. "/lock"
       local h = hold(path, "exclusive", 0.8)
       local t0 = sys.monotonic()
-      local lock, err = fs.flock(path, { timeout_ms = 150 })
+      local lock, err, why = fs.flock(path, { timeout_ms = 150 })
       local took = sys.monotonic() - t0
       assert.is_nil(lock)
       assert.are.equal(path .. ": locked by another process (waited 150 ms)", err)
+      assert.are.equal("busy", why)
       assert.is_true(took >= 0.14 and took < 1, "took " .. took)
       lock = assert(fs.flock(path, { timeout_ms = 10000 }))
       assert.is_true(sys.monotonic() - t0 < 5)

@@ -266,8 +266,12 @@ static int wait_set(struct px_waitable **ws, int nw, int64_t deadline) {
   int interrupted = 0;
   if (fds == NULL || cnt == NULL) abort(); /* tiny allocations: out of memory */
   for (;;) {
+    /* Something already finished: one non-blocking pass still moves the
+     * others along (drains pipes, reaps), so a caller that keeps finished
+     * handles in its list cannot starve the rest. */
+    int ready = 0;
     for (int i = 0; i < nw; i++)
-      if (ws[i]->ops->finished(ws[i])) goto out;
+      if (ws[i]->ops->finished(ws[i])) ready = 1;
     int64_t dl = deadline;
     int nfds = 0;
     for (int i = 0; i < nw; i++) {
@@ -281,7 +285,7 @@ static int wait_set(struct px_waitable **ws, int nw, int64_t deadline) {
       fds[nfds].revents = 0;
     }
     int64_t now = px_wait_now_ms();
-    int ms = dl < 0 ? -1 : (dl > now ? (int)(dl - now) : 0);
+    int ms = ready ? 0 : dl < 0 ? -1 : (dl > now ? (int)(dl - now) : 0);
     int r = poll(fds, (nfds_t)(nfds + (ifd >= 0)), ms);
     if (r < 0 && errno != EINTR) abort(); /* EFAULT/EINVAL: our bug */
     now = px_wait_now_ms();
@@ -297,6 +301,9 @@ static int wait_set(struct px_waitable **ws, int nw, int64_t deadline) {
       interrupted = 1;
       goto out;
     }
+    if (ready) goto out;
+    for (int i = 0; i < nw; i++)
+      if (ws[i]->ops->finished(ws[i])) goto out;
     if (deadline >= 0 && now >= deadline) goto out;
   }
 out:

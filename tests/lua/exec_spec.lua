@@ -237,6 +237,23 @@ describe("px.exec.run", function()
 end)
 
 describe("px.exec.spawn and wait_any", function()
+  it("moves the other handles along when one in the list has already finished", function()
+    local done = assert(exec.spawn{ argv = { "true" } })
+    done:wait()
+    local other = assert(exec.spawn{ argv = { "sh", "-c", "sleep 0.2; echo late" } })
+    local t0 = require("px.sys").monotonic()
+    local calls = 0
+    while other:result() == nil and calls < 2000 do
+      local ready = exec.wait_any({ done, other }, 1000)
+      calls = calls + 1
+      assert.are.equal(1, ready[1])
+      require("px.sys").sleep(0.001)
+    end
+    assert.is_truthy(other:result(), "the other process never finished")
+    assert.are.equal("late\n", other:result().stdout)
+    assert.is_true(require("px.sys").monotonic() - t0 < 2)
+  end)
+
   it("gives a handle with pid, done, wait and result", function()
     local h = assert(exec.spawn{ argv = { "sh", "-c", "sleep 0.1; echo ok" } })
     assert.is_true(h.pid > 0)

@@ -24,6 +24,14 @@ mv "$work/prefix" "$work/moved"
 dir=$("$work/moved/bin/phoenix" lua "$work/where.lua")
 [ "$dir" = "$work/moved/share/phoenix/lua" ] || fail "moved tree runs the Lua files in '$dir'"
 
+# the loadable modules (px.http, px.git) come from the moved tree's lib/
+printf 'print(package.searchpath("px.http", package.cpath)); print(type(require("px.http").request))\n' > "$work/mods.lua"
+mods=$("$work/moved/bin/phoenix" lua "$work/mods.lua") || fail "installed px.http does not load"
+case "$mods" in
+  "$work/moved/"*"/phoenix/px/http.so"*function) ;;
+  *) fail "px.http loaded from the wrong place: $mods" ;;
+esac
+
 cp -r "$work/moved/share/phoenix/lua" "$work/other"
 dir=$("$work/moved/bin/phoenix" --lua-dir "$work/other" lua "$work/where.lua")
 [ "$dir" = "$work/other" ] || fail "--lua-dir ran the Lua files in '$dir'"

@@ -1,7 +1,7 @@
 /*
  * px.pve: Proxmox VE guest config files, property strings and CLI output.
  *
- *   parse_config(text, kind [, {strict=, vmid=}]) -> cfg | nil, "line N: msg"
+ *   parse_config(text, kind [, {strict=}])     -> cfg | nil, "line N: msg"
  *   write_config(cfg, kind)                       -> text | nil, msg
  *   parse_prop(str, format) / format_prop(t, format), format_of(key, kind)
  *   parse_size / format_size, encode_text / decode_text, parse_tags /
@@ -1377,8 +1377,9 @@ static int push_subtext(lua_State *L, const struct subkey *k, int idx, struct er
     default:
       break;
   }
-  if ((k->flags & F_SIZE) && lua_isinteger(L, idx)) {
-    lua_Integer b = lua_tointeger(L, idx);
+  int isint = 0;
+  lua_Integer b = t == LUA_TNUMBER ? lua_tointegerx(L, idx, &isint) : 0;
+  if ((k->flags & F_SIZE) && isint) {
     if (b < 0) return fail(e, "%s: size must not be negative", k->name);
     push_format_size(L, (long long)b);
     return 1;
@@ -1804,8 +1805,9 @@ static int push_drive_file(lua_State *L, const char *fmt, const char *v, size_t 
 }
 
 /* qemu-server rewrites disk values on load: parse_drive + print_drive
- * (keys in canonical order, sizes as 4G) and filename_to_volume_id. */
-static int canonical_drive(lua_State *L, const char *fmt, int has_vmid, lua_Integer vmid, struct err *e) {
+ * (keys in canonical order, sizes as 4G). filename_to_volume_id refuses
+ * a path outside /dev (volume IDs, none and cdrom pass). */
+static int canonical_drive(lua_State *L, const char *fmt, struct err *e) {
   int val = lua_gettop(L);
   size_t vn;
   const char *v = lua_tolstring(L, val, &vn);
@@ -1824,29 +1826,11 @@ static int canonical_drive(lua_State *L, const char *fmt, int has_vmid, lua_Inte
   lua_getfield(L, t, "file");
   size_t fn;
   const char *file = lua_tolstring(L, -1, &fn);
-  const char *colon = memchr(file, ':', fn);
-  int plain = streq_n(file, fn, "none") || streq_n(file, fn, "cdrom") || (fn > 5 && memcmp(file, "/dev/", 5) == 0) ||
-              (colon && colon > file && (size_t)(colon - file) + 1 < fn);
-  if (!plain) {
-    if (memchr(file, '/', fn)) {
-      lua_settop(L, val);
-      return fail(e, "unable to parse drive file");
-    }
-    if (has_vmid) {
-      lua_getfield(L, t, "media");
-      int cd = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "cdrom") == 0;
-      lua_pop(L, 1);
-      if (cd)
-        lua_pushfstring(L, "local:iso/%s", file);
-      else
-        lua_pushfstring(L, "local:%I/%s", vmid, file);
-      lua_setfield(L, t, "file");
-    }
-  }
+  int ok = file[0] != '/' || (fn > 5 && memcmp(file, "/dev/", 5) == 0);
   lua_pop(L, 1);
-  if (!prop_format(L, f, t, e)) {
+  if (!ok || !prop_format(L, f, t, e)) {
     lua_settop(L, val);
-    return 0;
+    return fail(e, "unable to parse drive file");
   }
   lua_replace(L, val);
   lua_settop(L, val);
@@ -1860,8 +1844,7 @@ enum { S_MAIN, S_PENDING, S_SPECIAL, S_SNAPSHOT };
 
 struct cparse {
   lua_State *L;
-  int kind, strict, has_vmid;
-  lua_Integer vmid;
+  int kind, strict;
   int res, warns, conf, descr, seen; /* stack slots */
   int stype, skip, cloudinit, fleecing, pending_seen;
   long line;
@@ -2222,7 +2205,7 @@ static int key_line(struct cparse *p, const char *k, size_t kn, const char *v, s
   if (p->kind == KIND_QEMU) {
     if (streq_n(k, kn, "cdrom")) k = "ide2", kn = 4;
     const struct optdesc *o = find_opt(sc, k, kn);
-    if (o && o->v == V_DRIVE && !canonical_drive(L, o->fmt, p->has_vmid, p->vmid, &e)) {
+    if (o && o->v == V_DRIVE && !canonical_drive(L, o->fmt, &e)) {
       lua_pop(L, 1);
       return handle_error(p, "unable to parse value of '%.*s'", SHOW(kn), k);
     }
@@ -2304,7 +2287,7 @@ static void check_opts(lua_State *L, int idx, const char *const *allowed) {
 }
 
 static int l_parse_config(lua_State *L) {
-  static const char *const allowed[] = {"strict", "vmid", NULL};
+  static const char *const allowed[] = {"strict", NULL};
   size_t n;
   const char *text = luaL_checklstring(L, 1, &n);
   struct cparse p;
@@ -2315,12 +2298,7 @@ static int l_parse_config(lua_State *L) {
   if (lua_istable(L, 3)) {
     lua_getfield(L, 3, "strict");
     p.strict = lua_toboolean(L, -1);
-    lua_getfield(L, 3, "vmid");
-    if (!lua_isnil(L, -1)) {
-      p.vmid = luaL_checkinteger(L, -1);
-      p.has_vmid = 1;
-    }
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   lua_settop(L, 3);
   new_section(L);

@@ -671,7 +671,7 @@ enum {
 
 struct subkey {
   const char *name;
-  unsigned char type, flags;
+  unsigned char nlen, type, flags;
   const char *alias;    /* T_ALIAS: the key this one stands for */
   const char *keyalias; /* T_ALIAS: key that stores this key's own name */
   const char *const *enums;
@@ -679,9 +679,10 @@ struct subkey {
   long long min, max;
 };
 
-#define K(name, type, flags, enums, check, min, max) {name, type, flags, NULL, NULL, enums, check, min, max}
-#define A(name, target) {name, T_ALIAS, 0, target, NULL, NULL, NULL, NOMIN, NOMAX}
-#define KA(name, target, ka) {name, T_ALIAS, 0, target, ka, NULL, NULL, NOMIN, NOMAX}
+#define K(name, type, flags, enums, check, min, max) \
+  {name, sizeof(name) - 1, type, flags, NULL, NULL, enums, check, min, max}
+#define A(name, target) {name, sizeof(name) - 1, T_ALIAS, 0, target, NULL, NULL, NULL, NOMIN, NOMAX}
+#define KA(name, target, ka) {name, sizeof(name) - 1, T_ALIAS, 0, target, ka, NULL, NULL, NOMIN, NOMAX}
 
 /* Generated from option-formats.json (pve-docs e5010dce); required keys
  * and limits from pve-container / qemu-server. Keys sorted bytewise. */
@@ -1080,8 +1081,16 @@ static const struct propfmt FORMATS[] = {
 #define MAX_SUBKEYS 96
 
 static const struct propfmt *find_format(const char *name) {
-  for (size_t i = 0; i < NFORMATS; i++)
-    if (strcmp(FORMATS[i].name, name) == 0) return &FORMATS[i];
+  size_t lo = 0, hi = NFORMATS;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp(name, FORMATS[mid].name);
+    if (c == 0) return &FORMATS[mid];
+    if (c < 0)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
   return NULL;
 }
 
@@ -1090,7 +1099,7 @@ static int find_subkey(const struct propfmt *f, const char *s, size_t n) {
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
     const char *k = f->keys[mid].name;
-    size_t kn = strlen(k);
+    size_t kn = f->keys[mid].nlen;
     int c = memcmp(s, k, n < kn ? n : kn);
     if (c == 0) c = n < kn ? -1 : n > kn ? 1 : 0;
     if (c == 0) return (int)mid;
@@ -1170,28 +1179,32 @@ static int check_range(const struct subkey *k, double v, struct err *e) {
 }
 
 /* Converts one sub-key's text to its Lua value (pushed) or fails. */
-static int push_subvalue(lua_State *L, const struct subkey *k, const char *v, size_t vn, struct err *e) {
+/* Checks one sub-key's text and, when push is set, pushes its Lua value. */
+static int push_subvalue(lua_State *L, const struct subkey *k, const char *v, size_t vn, int push, struct err *e) {
   switch (k->type) {
     case T_BOOL: {
       int b = parse_bool_word(v, vn);
       if (b < 0) return fail(e, "%s: type check ('boolean') failed - got '%.*s'", k->name, SHOW(vn), v);
-      lua_pushboolean(L, b);
+      if (push) lua_pushboolean(L, b);
       return 1;
     }
     case T_INT: {
       long long i;
       if (!parse_int(v, vn, &i)) return fail(e, "%s: type check ('integer') failed - got '%.*s'", k->name, SHOW(vn), v);
       if (!check_range(k, (double)i, e)) return 0;
-      lua_pushinteger(L, (lua_Integer)i);
+      if (push) lua_pushinteger(L, (lua_Integer)i);
       return 1;
     }
     case T_NUM: {
       if (!is_number_text(v, vn) || vn > 60)
         return fail(e, "%s: type check ('number') failed - got '%.*s'", k->name, SHOW(vn), v);
       double d = text_to_double(v, vn);
+      if (!isfinite(d)) return fail(e, "%s: type check ('number') failed - got '%.*s'", k->name, SHOW(vn), v);
       if (!check_range(k, d, e)) return 0;
       long long i;
-      if (parse_int(v, vn, &i))
+      if (!push)
+        return 1;
+      else if (parse_int(v, vn, &i))
         lua_pushinteger(L, (lua_Integer)i);
       else
         lua_pushnumber(L, (lua_Number)d);
@@ -1202,20 +1215,20 @@ static int push_subvalue(lua_State *L, const struct subkey *k, const char *v, si
   }
   if (!(k->flags & F_LIST)) {
     if (!check_str(k, v, vn, e)) return 0;
-    lua_pushlstring(L, v, vn);
+    if (push) lua_pushlstring(L, v, vn);
     return 1;
   }
-  lua_newtable(L);
+  if (push) lua_newtable(L);
   lua_Integer idx = 0;
   size_t i = 0;
   for (;;) {
     const char *semi = memchr(v + i, ';', vn - i);
     size_t j = semi ? (size_t)(semi - v) : vn;
     if (!check_str(k, v + i, j - i, e)) {
-      lua_pop(L, 1);
+      if (push) lua_pop(L, 1);
       return 0;
     }
-    if (j > i || !(k->check == v_fstype)) { /* fstype lists tolerate empty items */
+    if (push && (j > i || k->check != v_fstype)) { /* fstype lists tolerate empty items */
       lua_pushlstring(L, v + i, j - i);
       lua_rawseti(L, -2, ++idx);
     }
@@ -1225,12 +1238,13 @@ static int push_subvalue(lua_State *L, const struct subkey *k, const char *v, si
   return 1;
 }
 
-/* parse_property_string: a new table on the stack, or 0 and e filled. */
-static int prop_parse(lua_State *L, const struct propfmt *f, const char *s, size_t n, struct err *e) {
+/* parse_property_string: with build, a new table on the stack; without,
+ * only the checks (nothing pushed). 0 and e filled when it fails. */
+static int prop_scan(lua_State *L, const struct propfmt *f, const char *s, size_t n, int build, struct err *e) {
   unsigned char set[MAX_SUBKEYS] = {0};
   int dk = default_key(f), dk_used = 0;
-  lua_createtable(L, 0, 8);
-  int res = lua_gettop(L);
+  int res = lua_gettop(L) + 1;
+  if (build) lua_createtable(L, 0, 8);
   size_t i = 0;
   while (i <= n) {
     const char *comma = memchr(s + i, ',', n - i);
@@ -1265,8 +1279,10 @@ static int prop_parse(lua_State *L, const struct propfmt *f, const char *s, size
             goto bad;
           }
           set[ka] = 1;
-          lua_pushlstring(L, part, kn);
-          lua_setfield(L, res, k->keyalias);
+          if (build) {
+            lua_pushlstring(L, part, kn);
+            lua_setfield(L, res, k->keyalias);
+          }
         }
         ki = find_subkey_z(f, k->alias);
       }
@@ -1289,8 +1305,13 @@ static int prop_parse(lua_State *L, const struct propfmt *f, const char *s, size
       goto bad;
     }
     set[ki] = 1;
-    if (!push_subvalue(L, &f->keys[ki], v, vn, e)) goto bad;
-    lua_setfield(L, res, f->keys[ki].name);
+    if (!push_subvalue(L, &f->keys[ki], v, vn, build, e)) goto bad;
+    if (!build)
+      ;
+    else if (lua_istable(L, -1) && lua_rawlen(L, -1) == 0)
+      lua_pop(L, 1); /* "mount=;" lists nothing */
+    else
+      lua_setfield(L, res, f->keys[ki].name);
     if (!comma) break;
     continue;
   missing:
@@ -1306,6 +1327,14 @@ static int prop_parse(lua_State *L, const struct propfmt *f, const char *s, size
 bad:
   lua_settop(L, res - 1);
   return 0;
+}
+
+static int prop_parse(lua_State *L, const struct propfmt *f, const char *s, size_t n, struct err *e) {
+  return prop_scan(L, f, s, n, 1, e);
+}
+
+static int prop_check(lua_State *L, const struct propfmt *f, const char *s, size_t n, struct err *e) {
+  return prop_scan(L, f, s, n, 0, e);
 }
 
 /* Pushes the text of a number the way Perl would print it. */
@@ -1463,6 +1492,10 @@ static int prop_format(lua_State *L, const struct propfmt *f, int t, struct err 
       fail(e, "invalid key '%.*s'", SHOW(kn), key);
       goto bad;
     }
+    if ((f->keys[ki].flags & F_LIST) && lua_type(L, -1) == LUA_TTABLE && lua_rawlen(L, -1) == 0) {
+      lua_pop(L, 1); /* an empty list is no value */
+      continue;
+    }
     if (!push_subtext(L, &f->keys[ki], lua_gettop(L), e)) goto bad;
     lua_rawseti(L, texts, ki + 1);
     set[ki] = 1;
@@ -1492,7 +1525,8 @@ static int prop_format(lua_State *L, const struct propfmt *f, int t, struct err 
         luaL_addchar(&b, '=');
         lua_rawgeti(L, texts, ck + 1);
         done[ck] = 1;
-      } else if (!isdef || (f->keys[k].flags & F_NAMEDDEF)) {
+      } else if (!isdef || (f->keys[k].flags & F_NAMEDDEF) || memchr(lua_tostring(L, -1), '=', lua_rawlen(L, -1))) {
+        /* a bare default value holding '=' would read back as key=value */
         lua_pushfstring(L, "%s=", f->keys[k].name);
         lua_insert(L, -2);
         lua_concat(L, 2);
@@ -1544,17 +1578,19 @@ enum { V_NONE, V_PROP, V_DRIVE, V_STARTUP, V_TAGS, V_CONFIGID, V_VOLID };
 
 struct optdesc {
   const char *base; /* key without its index */
-  int lo, hi;       /* index range; hi < 0: the key has no index */
+  unsigned char blen;
+  int lo, hi; /* index range; hi < 0: the key has no index */
   unsigned char type, v;
   const char *fmt; /* property-string format for V_PROP / V_DRIVE */
 };
 
-#define O(b, t) {b, 0, -1, t, V_NONE, NULL}
-#define OV(b, t, v) {b, 0, -1, t, v, NULL}
-#define OP(b, f) {b, 0, -1, T_STR, V_PROP, f}
-#define ON(b, lo, hi, t) {b, lo, hi, t, V_NONE, NULL}
-#define ONP(b, lo, hi, f) {b, lo, hi, T_STR, V_PROP, f}
-#define OND(b, lo, hi, f) {b, lo, hi, T_STR, V_DRIVE, f}
+#define O(b, t) {b, sizeof(b) - 1, 0, -1, t, V_NONE, NULL}
+#define OV(b, t, v) {b, sizeof(b) - 1, 0, -1, t, v, NULL}
+#define OP(b, f) {b, sizeof(b) - 1, 0, -1, T_STR, V_PROP, f}
+#define OD(b, f) {b, sizeof(b) - 1, 0, -1, T_STR, V_DRIVE, f}
+#define ON(b, lo, hi, t) {b, sizeof(b) - 1, lo, hi, t, V_NONE, NULL}
+#define ONP(b, lo, hi, f) {b, sizeof(b) - 1, lo, hi, T_STR, V_PROP, f}
+#define OND(b, lo, hi, f) {b, sizeof(b) - 1, lo, hi, T_STR, V_DRIVE, f}
 
 /* pve-container's $confdesc (sorted by base) */
 static const struct optdesc LXC_OPTS[] = {
@@ -1610,7 +1646,7 @@ static const struct optdesc QEMU_OPTS[] = {
     O("bios", T_STR),
     OP("boot", "qemu-boot"),
     O("bootdisk", T_STR),
-    {"cdrom", 0, -1, T_STR, V_DRIVE, "qemu-ide"},
+    OD("cdrom", "qemu-ide"),
     O("cicustom", T_STR),
     O("cipassword", T_STR),
     O("citype", T_STR),
@@ -1712,16 +1748,19 @@ static const struct optdesc *find_opt(const struct schema *sc, const char *k, si
   size_t lo = 0, hi = sc->n;
   while (lo < hi) { /* first entry whose base >= the key's base */
     size_t mid = (lo + hi) / 2;
-    const char *mb = sc->opts[mid].base;
-    size_t ml = strlen(mb);
-    int c = memcmp(mb, k, ml < b ? ml : b);
-    if (c == 0) c = ml < b ? -1 : ml > b ? 1 : 0;
+    const struct optdesc *m = &sc->opts[mid];
+    int c = (unsigned char)m->base[0] - (unsigned char)k[0];
+    if (c == 0) {
+      size_t ml = m->blen;
+      c = memcmp(m->base, k, ml < b ? ml : b);
+      if (c == 0) c = ml < b ? -1 : ml > b ? 1 : 0;
+    }
     if (c < 0)
       lo = mid + 1;
     else
       hi = mid;
   }
-  for (size_t i = lo; i < sc->n && streq_n(k, b, sc->opts[i].base); i++) {
+  for (size_t i = lo; i < sc->n && sc->opts[i].blen == b && memcmp(k, sc->opts[i].base, b) == 0; i++) {
     const struct optdesc *o = &sc->opts[i];
     if (!indexed && o->hi < 0) return o;
     if (indexed && o->hi >= 0 && idx >= o->lo && idx <= o->hi) return o;
@@ -1768,12 +1807,10 @@ static int check_type(lua_State *L, int kind, const struct schema *sc, const cha
   switch (o->v) {
     case V_PROP:
     case V_DRIVE:
-      if (!prop_parse(L, find_format(o->fmt), v, vn, &sub)) return fail(e, "%s", sub.msg);
-      lua_pop(L, 1);
+      if (!prop_check(L, find_format(o->fmt), v, vn, &sub)) return fail(e, "%s", sub.msg);
       break;
     case V_STARTUP:
-      if (!prop_parse(L, find_format("startup"), v, vn, &sub)) return fail(e, "unable to parse startup options");
-      lua_pop(L, 1);
+      if (!prop_check(L, find_format("startup"), v, vn, &sub)) return fail(e, "unable to parse startup options");
       break;
     case V_TAGS:
       if (!valid_tag_list(v, vn, &bad, &badn)) return fail(e, "invalid tag '%.*s'", SHOW(badn), bad);
@@ -1804,6 +1841,57 @@ static int push_drive_file(lua_State *L, const char *fmt, const char *v, size_t 
   return 0;
 }
 
+/* Is a valid property string already what prop_format would write?
+ * (default key bare and first, then required keys, then the rest, each
+ * sorted; booleans 1/0; integers and sizes in canonical form) */
+static int prop_is_canonical(const struct propfmt *f, const char *s, size_t n) {
+  int dk = default_key(f), last = -1, first = 1;
+  size_t i = 0;
+  while (i < n) {
+    const char *comma = memchr(s + i, ',', n - i);
+    size_t j = comma ? (size_t)(comma - s) : n;
+    const char *part = s + i, *eq = memchr(part, '=', j - i);
+    if (j == i || (comma && j + 1 == n)) return 0;
+    i = j + 1;
+    int ki, rank;
+    const char *v;
+    size_t vn;
+    if (!eq) {
+      if (!first || dk < 0 || (f->keys[dk].flags & F_NAMEDDEF)) return 0;
+      ki = dk;
+      v = part;
+      vn = (size_t)(s + j - part);
+    } else {
+      ki = find_subkey(f, part, (size_t)(eq - part));
+      if (ki < 0 || f->keys[ki].type == T_ALIAS || (ki == dk && !(f->keys[dk].flags & F_NAMEDDEF))) return 0;
+      v = eq + 1;
+      vn = (size_t)(s + j - v);
+    }
+    first = 0;
+    const struct subkey *k = &f->keys[ki];
+    rank = ki == dk ? 0 : (k->flags & F_REQ) ? 1 : 2;
+    if (rank * MAX_SUBKEYS + ki <= last) return 0;
+    last = rank * MAX_SUBKEYS + ki;
+    long long x;
+    char buf[32];
+    if (k->type == T_BOOL && !streq_n(v, vn, "0") && !streq_n(v, vn, "1")) return 0;
+    if (k->type == T_INT || k->type == T_NUM || (k->flags & F_SIZE)) {
+      int ok = (k->flags & F_SIZE) ? parse_size_text(v, vn, &x) : parse_int(v, vn, &x);
+      if (!ok) return 0;
+      if (k->flags & F_SIZE) {
+        static const char units[] = "KMGT";
+        int u = -1;
+        while (u < 3 && x > 0 && x % 1024 == 0) x /= 1024, u++;
+        snprintf(buf, sizeof buf, u < 0 ? "%lld" : "%lld%c", x, u < 0 ? 0 : units[u]);
+      } else {
+        snprintf(buf, sizeof buf, "%lld", x);
+      }
+      if (!streq_n(v, vn, buf)) return 0;
+    }
+  }
+  return 1;
+}
+
 /* qemu-server rewrites disk values on load: parse_drive + print_drive
  * (keys in canonical order, sizes as 4G). filename_to_volume_id refuses
  * a path outside /dev (volume IDs, none and cdrom pass). */
@@ -1812,6 +1900,9 @@ static int canonical_drive(lua_State *L, const char *fmt, struct err *e) {
   size_t vn;
   const char *v = lua_tolstring(L, val, &vn);
   const struct propfmt *f = find_format(fmt);
+  if ((vn == 0 || v[0] != '/' || (vn > 5 && memcmp(v, "/dev/", 5) == 0)) && prop_is_canonical(f, v, vn) &&
+      prop_check(L, f, v, vn, e))
+    return 1; /* as Proxmox writes it: nothing to rewrite */
   if (!prop_parse(L, f, v, vn, e)) return 0;
   int t = lua_gettop(L);
   if (lua_getfield(L, t, "size") == LUA_TSTRING) {
@@ -1845,7 +1936,7 @@ enum { S_MAIN, S_PENDING, S_SPECIAL, S_SNAPSHOT };
 struct cparse {
   lua_State *L;
   int kind, strict;
-  int res, warns, conf, descr, seen; /* stack slots */
+  int res, warns, conf, main, descr; /* stack slots */
   int stype, skip, cloudinit, fleecing, pending_seen;
   long line;
   struct err e;
@@ -1878,8 +1969,8 @@ static void warn_only(struct cparse *p, const char *fmt, const char *a, const ch
 
 /* A new section table {main = {}, lxc = {}} on the stack. */
 static void new_section(lua_State *L) {
-  lua_createtable(L, 0, 3);
-  lua_newtable(L);
+  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 32); /* no rehashing for a typical guest */
   lua_setfield(L, -2, "main");
   lua_newtable(L);
   lua_setfield(L, -2, "lxc");
@@ -1943,8 +2034,8 @@ static int enter_section(struct cparse *p, int stype, const char *group, const c
     lua_pushvalue(L, p->conf);
     lua_setfield(L, p->res, "pending");
   }
-  lua_newtable(L); /* keys seen in this section */
-  lua_replace(L, p->seen);
+  lua_getfield(L, p->conf, "main");
+  lua_replace(L, p->main);
   if (!dup) return 1;
   if (stype == S_PENDING) return handle_error(p, "duplicate section: pending");
   if (stype == S_SPECIAL) return handle_error(p, "duplicate special section: %.*s", SHOW(nn), name);
@@ -2168,25 +2259,21 @@ static const char *snapstate_match(const char *s, size_t n) {
   return NULL;
 }
 
+/* main[k] = the value on top (popped) */
 static void set_value(struct cparse *p, const char *k, size_t kn) {
   lua_State *L = p->L;
-  lua_getfield(L, p->conf, "main");
   lua_pushlstring(L, k, kn);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
-  lua_pop(L, 2); /* main, value */
+  lua_insert(L, -2);
+  lua_rawset(L, p->main);
 }
 
 /* A key: value line. The value is on the stack top. */
 static int key_line(struct cparse *p, const char *k, size_t kn, const char *v, size_t vn) {
   lua_State *L = p->L;
   lua_pushlstring(L, k, kn);
-  int dup = lua_rawget(L, p->seen) != LUA_TNIL;
+  int dup = lua_rawget(L, p->main) != LUA_TNIL;
   lua_pop(L, 1);
   if (dup && !handle_error(p, "duplicate key '%.*s'", SHOW(kn), k)) return 0;
-  lua_pushlstring(L, k, kn);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, p->seen);
   if (p->stype == S_SPECIAL && p->cloudinit) { /* informative only: not checked */
     lua_pushlstring(L, v, vn);
     set_value(p, k, kn);
@@ -2236,10 +2323,8 @@ static int config_line(struct cparse *p, const char *s, size_t n) {
   }
   const char *st = snapstate_match(s, n);
   if (st) {
-    lua_getfield(L, p->conf, "main");
     lua_pushstring(L, st);
-    lua_setfield(L, -2, "snapstate");
-    lua_pop(L, 1);
+    lua_setfield(L, p->main, "snapstate");
     return 1;
   }
   if (p->kind == KIND_QEMU && has_prefix(s, n, "args:")) {
@@ -2317,10 +2402,10 @@ static int l_parse_config(lua_State *L) {
   lua_setfield(L, p.res, "warnings");
   lua_pushvalue(L, p.res);
   p.conf = lua_gettop(L);
+  lua_getfield(L, p.res, "main");
+  p.main = lua_gettop(L);
   lua_pushnil(L);
   p.descr = lua_gettop(L);
-  lua_newtable(L);
-  p.seen = lua_gettop(L);
   p.stype = S_MAIN;
   size_t i = 0;
   while (i < n) {
@@ -2603,11 +2688,12 @@ static int emit_section(struct wctx *w, int sec, int kv, int role, const char *w
   int keys = lua_gettop(L);
   for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, keys); i++) {
     lua_rawgeti(L, keys, i);
-    lua_pushvalue(L, -1);
+    lua_pushliteral(L, ": ");
+    lua_pushvalue(L, -2);
     lua_rawget(L, kv);
-    lua_pushfstring(L, "%s: %s\n", lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_pushliteral(L, "\n");
+    lua_concat(L, 4); /* values may hold NUL bytes: no %s */
     emit(w);
-    lua_pop(L, 2);
   }
   lua_pop(L, 1);
   if (!get_table(w, sec, "lxc", where)) return 0;
@@ -2628,7 +2714,11 @@ static int emit_section(struct wctx *w, int sec, int kv, int role, const char *w
     if (!push_value_text(L, -1)) return fail(&w->e, "%slxc[%d]: value must be a string", where, (int)i);
     const char *v = lua_tolstring(L, -1, &vn);
     if (memchr(v, '\n', vn) || memchr(v, '\r', vn)) return fail(&w->e, "%slxc[%d]: value contains a newline", where, (int)i);
-    lua_pushfstring(L, "%s: %s\n", k, v);
+    lua_pushlstring(L, k, kn);
+    lua_pushliteral(L, ": ");
+    lua_pushlstring(L, v, vn);
+    lua_pushliteral(L, "\n");
+    lua_concat(L, 4);
     emit(w);
     lua_pop(L, 4);
   }
@@ -2708,14 +2798,20 @@ static int has_cloudinit(struct wctx *w, int kv) {
 }
 
 /* Is there anything to write in the pending section? */
-static int pending_nonempty(lua_State *L, int sec, int kv, int has_delete) {
+static int pending_nonempty(lua_State *L, int kind_qemu, int sec, int kv, int has_delete) {
   int top = lua_gettop(L);
   int any = has_delete;
   if (!any) {
     lua_pushnil(L);
     any = lua_next(L, kv) != 0;
   }
-  if (!any) any = lua_getfield(L, sec, "description") != LUA_TNIL;
+  if (!any && lua_getfield(L, sec, "description") == LUA_TSTRING) {
+    /* pve-container: a description that makes no '#' line would leave an
+     * empty section that reads back as none; it does not count */
+    size_t dn;
+    const char *d = lua_tolstring(L, -1, &dn);
+    any = lua_type(L, -1) == LUA_TSTRING && (kind_qemu || (perl_true(d, dn) && strspn(d, "\n") < dn));
+  }
   if (!any) any = lua_getfield(L, sec, "lxc") == LUA_TTABLE && lua_rawlen(L, -1) > 0;
   lua_settop(L, top);
   return any;
@@ -2793,7 +2889,7 @@ static int write_all(struct wctx *w, int tbl) {
   if (w->kind == KIND_QEMU) add_used_volumes(w, pend_kv, used);
   drop_reused(L, main_kv, used);
   if (!emit_section(w, tbl, main_kv, R_MAIN, "")) return 0;
-  if (pending_nonempty(L, pend, pend_kv, del)) {
+  if (pending_nonempty(L, w->kind == KIND_QEMU, pend, pend_kv, del)) {
     emit_lit(w, w->kind == KIND_QEMU ? "\n[PENDING]\n" : "\n[pve:pending]\n");
     if (!emit_section(w, pend, pend_kv, R_PENDING, pwhere)) return 0;
   }
@@ -3658,6 +3754,13 @@ int luaopen_px_pve(lua_State *L) {
       if (strcmp(FORMATS[f].keys[i - 1].name, FORMATS[f].keys[i].name) >= 0)
         return luaL_error(L, "px.pve: format %s is not sorted at %s", FORMATS[f].name, FORMATS[f].keys[i].name);
   }
+  for (size_t i = 1; i < NFORMATS; i++)
+    if (strcmp(FORMATS[i - 1].name, FORMATS[i].name) >= 0) return luaL_error(L, "px.pve: FORMATS is not sorted");
+  const struct schema *schemas[] = {&LXC_SCHEMA, &QEMU_SCHEMA};
+  for (int sc = 0; sc < 2; sc++)
+    for (size_t i = 1; i < schemas[sc]->n; i++)
+      if (strcmp(schemas[sc]->opts[i - 1].base, schemas[sc]->opts[i].base) > 0)
+        return luaL_error(L, "px.pve: option table not sorted at %s", schemas[sc]->opts[i].base);
   static const luaL_Reg fns[] = {
       {"parse_config", l_parse_config},
       {"write_config", l_write_config},

@@ -373,7 +373,11 @@ static int l_format_tags(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_pushboolean(L, 1);
     lua_rawset(L, seen);
-    if (!first) luaL_addchar(&b, ';');
+    if (!first) { /* the tag is on top: buffer calls other than addvalue need the buffer there */
+      lua_pushliteral(L, ";");
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
     first = 0;
     luaL_addvalue(&b); /* pops the tag */
   }
@@ -1349,102 +1353,95 @@ static void push_number_text(lua_State *L, lua_Number d) {
   lua_pushstring(L, buf);
 }
 
-/* The text of the Lua value at idx for sub-key k, pushed; or fails. */
-static int push_subtext(lua_State *L, const struct subkey *k, int idx, struct err *e) {
+static int text_bool(lua_State *L, const struct subkey *k, int idx, struct err *e) {
+  int t = lua_type(L, idx), b = -1;
+  if (t == LUA_TBOOLEAN) {
+    b = lua_toboolean(L, idx);
+  } else if (lua_isinteger(L, idx) && (lua_tointeger(L, idx) == 0 || lua_tointeger(L, idx) == 1)) {
+    b = (int)lua_tointeger(L, idx);
+  } else if (t == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    b = parse_bool_word(s, n);
+  }
+  if (b < 0) return fail(e, "%s: type check ('boolean') failed", k->name);
+  lua_pushstring(L, b ? "1" : "0");
+  return 1;
+}
+
+static int text_int(lua_State *L, const struct subkey *k, int idx, struct err *e) {
+  long long i;
+  int t = lua_type(L, idx), isnum = 0;
+  if (t == LUA_TNUMBER) {
+    i = (long long)lua_tointegerx(L, idx, &isnum);
+    if (!isnum) return fail(e, "%s: type check ('integer') failed", k->name);
+  } else if (t == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    if (!parse_int(s, n, &i)) return fail(e, "%s: type check ('integer') failed - got '%.*s'", k->name, SHOW(n), s);
+  } else {
+    return fail(e, "%s: type check ('integer') failed", k->name);
+  }
+  if (!check_range(k, (double)i, e)) return 0;
+  lua_pushfstring(L, "%I", (lua_Integer)i);
+  return 1;
+}
+
+static int text_num(lua_State *L, const struct subkey *k, int idx, struct err *e) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Number d = lua_tonumber(L, idx);
+    if (!isfinite(d)) return fail(e, "%s: type check ('number') failed", k->name);
+    if (!check_range(k, d, e)) return 0;
+    if (lua_isinteger(L, idx))
+      lua_pushfstring(L, "%I", lua_tointeger(L, idx));
+    else
+      push_number_text(L, d);
+    return 1;
+  }
+  size_t n;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+  if (!s || !is_number_text(s, n) || n > 60) return fail(e, "%s: type check ('number') failed", k->name);
+  if (!check_range(k, text_to_double(s, n), e)) return 0;
+  lua_pushvalue(L, idx);
+  return 1;
+}
+
+/* A Lua list joined with ';', each element checked. */
+static int text_list(lua_State *L, const struct subkey *k, int idx, struct err *e) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    size_t en;
+    const char *el = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tolstring(L, -1, &en) : NULL;
+    int ok = 0;
+    if (!el)
+      fail(e, "%s: list element %d is not a string", k->name, (int)i);
+    else if (memchr(el, ';', en))
+      fail(e, "%s: list element %d contains ';'", k->name, (int)i);
+    else
+      ok = check_str(k, el, en, e);
+    if (!ok) {
+      lua_pop(L, 1);
+      luaL_pushresult(&b);
+      lua_pop(L, 1);
+      return 0;
+    }
+    if (i > 1) { /* the element sits on top: add the separator below it */
+      lua_pushliteral(L, ";");
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* A string value (or a ';' list given as text), checked. */
+static int text_str(lua_State *L, const struct subkey *k, int idx, struct err *e) {
   int t = lua_type(L, idx);
-  switch (k->type) {
-    case T_BOOL: {
-      int b = -1;
-      if (t == LUA_TBOOLEAN) b = lua_toboolean(L, idx);
-      else if (lua_isinteger(L, idx) && (lua_tointeger(L, idx) == 0 || lua_tointeger(L, idx) == 1))
-        b = (int)lua_tointeger(L, idx);
-      else if (t == LUA_TSTRING) {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        b = parse_bool_word(s, n);
-      }
-      if (b < 0) return fail(e, "%s: type check ('boolean') failed", k->name);
-      lua_pushstring(L, b ? "1" : "0");
-      return 1;
-    }
-    case T_INT: {
-      long long i;
-      int isnum;
-      if (t == LUA_TNUMBER) {
-        lua_Integer li = lua_tointegerx(L, idx, &isnum);
-        if (!isnum) return fail(e, "%s: type check ('integer') failed", k->name);
-        i = (long long)li;
-      } else if (t == LUA_TSTRING) {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        if (!parse_int(s, n, &i)) return fail(e, "%s: type check ('integer') failed - got '%.*s'", k->name, SHOW(n), s);
-      } else {
-        return fail(e, "%s: type check ('integer') failed", k->name);
-      }
-      if (!check_range(k, (double)i, e)) return 0;
-      lua_pushfstring(L, "%I", (lua_Integer)i);
-      return 1;
-    }
-    case T_NUM: {
-      if (t == LUA_TNUMBER) {
-        lua_Number d = lua_tonumber(L, idx);
-        if (!isfinite(d)) return fail(e, "%s: type check ('number') failed", k->name);
-        if (!check_range(k, d, e)) return 0;
-        if (lua_isinteger(L, idx))
-          lua_pushfstring(L, "%I", lua_tointeger(L, idx));
-        else
-          push_number_text(L, d);
-        return 1;
-      }
-      size_t n;
-      const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
-      if (!s || !is_number_text(s, n) || n > 60) return fail(e, "%s: type check ('number') failed", k->name);
-      if (!check_range(k, text_to_double(s, n), e)) return 0;
-      lua_pushvalue(L, idx);
-      return 1;
-    }
-    default:
-      break;
-  }
-  int isint = 0;
-  lua_Integer b = t == LUA_TNUMBER ? lua_tointegerx(L, idx, &isint) : 0;
-  if ((k->flags & F_SIZE) && isint) {
-    if (b < 0) return fail(e, "%s: size must not be negative", k->name);
-    push_format_size(L, (long long)b);
-    return 1;
-  }
-  if ((k->flags & F_LIST) && t == LUA_TTABLE) {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, idx, i);
-      size_t en;
-      const char *el = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tolstring(L, -1, &en) : NULL;
-      int ok = 0;
-      if (!el)
-        fail(e, "%s: list element %d is not a string", k->name, (int)i);
-      else if (memchr(el, ';', en))
-        fail(e, "%s: list element %d contains ';'", k->name, (int)i);
-      else
-        ok = check_str(k, el, en, e);
-      if (!ok) {
-        lua_pop(L, 1);
-        luaL_pushresult(&b);
-        lua_pop(L, 1);
-        return 0;
-      }
-      if (i > 1) {
-        /* the element sits on top: add the separator below it */
-        lua_pushliteral(L, ";");
-        lua_insert(L, -2);
-        lua_concat(L, 2);
-      }
-      luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-    return 1;
-  }
   if (t != LUA_TSTRING && t != LUA_TNUMBER) return fail(e, "%s: expected a string", k->name);
   size_t n;
   const char *s = lua_tolstring(L, idx, &n);
@@ -1462,6 +1459,25 @@ static int push_subtext(lua_State *L, const struct subkey *k, int idx, struct er
   }
   lua_pushlstring(L, s, n);
   return 1;
+}
+
+/* The text of the Lua value at idx for sub-key k, pushed; or fails. */
+static int push_subtext(lua_State *L, const struct subkey *k, int idx, struct err *e) {
+  int isint = 0;
+  switch (k->type) {
+    case T_BOOL: return text_bool(L, k, idx, e);
+    case T_INT: return text_int(L, k, idx, e);
+    case T_NUM: return text_num(L, k, idx, e);
+    default: break;
+  }
+  lua_Integer b = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &isint) : 0;
+  if ((k->flags & F_SIZE) && isint) {
+    if (b < 0) return fail(e, "%s: size must not be negative", k->name);
+    push_format_size(L, (long long)b);
+    return 1;
+  }
+  if ((k->flags & F_LIST) && lua_type(L, idx) == LUA_TTABLE) return text_list(L, k, idx, e);
+  return text_str(L, k, idx, e);
 }
 
 /* The key whose value combines with key ki ("virtio=MAC"), or -1. */

@@ -684,6 +684,23 @@ describe("pvesh JSON", function()
 end)
 
 describe("robustness", function()
+  it("handles long inputs (buffers that must grow)", function()
+    local tags = {}
+    for i = 1, 300 do tags[i] = "tag" .. i end
+    assert.are.same(tags, pve.parse_tags(pve.format_tags(tags)))
+    local long = string.rep("x:%\t", 3000)
+    local out = assert(pve.write_config({ description = long, main = { cores = 1 } }, "lxc"))
+    assert.are.equal(long .. "\n", assert(pve.parse_config(out, "lxc")).description)
+    local trunks = {}
+    for i = 1, 500 do trunks[i] = tostring(i) end
+    local net = assert(pve.format_prop({ name = "e", trunks = trunks }, "lxc-net"))
+    assert.are.same(trunks, pve.parse_prop(net, "lxc-net").trunks)
+    local header = {}
+    for i = 1, 60 do header[i] = string.rep("C", 40) .. i end
+    local rows = assert(pve.parse_zfs_list(table.concat(header, " ") .. "\n" .. string.rep("v ", 60) .. "\n"))
+    assert.are.equal("v", rows[1][header[60]:lower()])
+  end)
+
   it("never fails on arbitrary bytes", function()
     local seed = 42
     local function rnd(n)

@@ -91,7 +91,7 @@ static void test_random(lua_State *L) {
   char buf[512];
   size_t n;
   int failures = 0;
-  luaL_dostring(L, "function roundtrip(s, kind)\n"
+  int loaded = luaL_dostring(L, "function roundtrip(s, kind)\n"
                    "  local c = pve.parse_config(s, kind)\n"
                    "  if not c then return true end\n"
                    "  local out = pve.write_config(c, kind)\n"
@@ -103,6 +103,7 @@ static void test_random(lua_State *L) {
                    "  local t = pve.parse_prop(s, f)\n"
                    "  return t == nil or type(pve.format_prop(t, f)) == 'string'\n"
                    "end");
+  CHECK(loaded == LUA_OK);
   for (int round = 0; round < 3000; round++) {
     random_input(&seed, buf, &n, sizeof buf);
     for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++)

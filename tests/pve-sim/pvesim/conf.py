@@ -84,32 +84,45 @@ def parse(text, kind, vmid, validate=True, strict=False):
     pending_re = r"\[PENDING\]\s*\Z" if kind == "qemu" else r"\[pve:pending\]\s*\Z"
     key_re = r"([a-z][a-z_\-]*\d*):\s*(.+?)\s*\Z" if kind == "qemu" else r"([a-z][a-z_]*\d*):\s*(.+?)\s*\Z"
     in_pending = False
+    special = None
+    seen = set()
+    skipping = False
+
+    def enter(name, new):
+        finish()
+        if name in seen:
+            warn("vm %s - duplicate section: %s" % (vmid, name))
+        seen.add(name)
+        return new
+
     for line in text.split("\n"):
         if re.match(r"\s*\Z", line):
             continue
-        if re.match(pending_re, line, re.I if kind == "qemu" else 0):
-            finish()
-            section = conf["pending"]
-            in_pending = True
+        if re.match(pending_re, line, re.I):
+            conf["pending"] = {}
+            section = enter("pending", conf["pending"])
+            in_pending, special, skipping = True, None, False
             continue
         m = re.match(r"\[special:(cloudinit|fleecing)\]\s*\Z", line) if kind == "qemu" else None
         if m:
-            finish()
-            section = conf["special"].setdefault(m.group(1), {})
-            in_pending = False
+            conf["special"][m.group(1)] = {}
+            section = enter("special:" + m.group(1), conf["special"][m.group(1)])
+            in_pending, special, skipping = False, m.group(1), False
             continue
         m = re.match(r"\[([a-z][a-z0-9_\-]+)\]\s*\Z", line, re.I)
         if m:
-            finish()
             name = m.group(1)
-            if name in conf["snapshots"]:
-                warn("vm %s - duplicate section '%s'" % (vmid, name))
-            section = conf["snapshots"][name] = {}
-            in_pending = False
+            conf["snapshots"][name] = {}
+            section = enter(name, conf["snapshots"][name])
+            in_pending, special, skipping = False, None, False
             continue
-        if line.startswith("["):
-            warn("vm %s - unable to parse config: %s" % (vmid, line))
-            section = {}
+        m = re.match(r"\[(.*)\]\s*\Z", line)
+        if m:
+            finish()
+            warn("vm %s - skipping unknown section: '%s'" % (vmid, m.group(1)))
+            section, skipping = {}, True
+            continue
+        if skipping:
             continue
         m = re.match(r"#(.*)\Z", line)
         if m:
@@ -140,6 +153,9 @@ def parse(text, kind, vmid, validate=True, strict=False):
             key, value = m.group(1), m.group(2)
             if kind == "qemu" and key == "cdrom":
                 key = "ide2"
+            if special == "fleecing" and key == "fleecing-images":
+                section[key] = value
+                continue
             if validate:
                 try:
                     value = check_value(kind, key, value)

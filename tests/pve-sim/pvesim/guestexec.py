@@ -190,7 +190,7 @@ def run(sim, kind, vmid, argv, c, stdin=b""):
     if res is None:
         res = ("", "", 0)
     entry = {"ts": round(t0, 3), "type": kind, "vmid": int(vmid), "argv": argv,
-             "exit": res[2], "source": src}
+             "exit": res[2], "source": src, "stdin_bytes": len(stdin or b"")}
     line = json.dumps(entry, sort_keys=True) + "\n"
     fd = os.open(sim.path("exec.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -47,7 +47,9 @@ def _pick_fault(sim, argv):
         line = " ".join(argv)
         import fnmatch
         for i, f in enumerate(sim.settings.get("faults", [])):
-            used = st["faults"].get(str(i), 0)
+            # counted per fault spec, so editing the list starts fresh counts
+            key = "%d:%s" % (i, json.dumps(f, sort_keys=True))
+            used = st["faults"].get(key, 0)
             times = f.get("times", 1)
             if times is not None and times >= 0 and used >= times:
                 continue
@@ -63,7 +65,7 @@ def _pick_fault(sim, argv):
                 if not all(fnmatch.fnmatchcase(a, p) for a, p in zip(argv, pats)
                            if p != "**"):
                     continue
-            st["faults"][str(i)] = used + 1
+            st["faults"][key] = used + 1
             chosen = (i, f)
             break
         sim.save_json("counters.json", st)

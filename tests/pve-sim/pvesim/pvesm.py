@@ -8,7 +8,7 @@ import sys
 from . import cli, schema
 from .cli import Props
 from .errors import Die, Invalid
-from .storage import CONTENT_TYPES, Storage
+from .storage import CONTENT_TYPES, REQUIRED, Storage
 
 GiB = 1024 ** 3
 STORE = {"type": "string", "format": "pve-storage-id"}
@@ -54,9 +54,6 @@ OPTS = {
     "smbversion": (S(enum=["default", "2.0", "2.1", "3", "3.0", "3.11"]), {"cifs"}),
     "bwlimit": (S(), None), "snapshot-as-volume-chain": (B(), {"dir", "lvm"}),
 }
-REQUIRED = {"dir": ["path"], "zfspool": ["pool"], "nfs": ["server", "export"],
-            "cifs": ["server", "share"], "pbs": ["server", "datastore"], "lvm": ["vgname"],
-            "lvmthin": ["vgname", "thinpool"], "btrfs": ["path"], "rbd": [], "zfs": ["pool"]}
 FIXED = {"path", "pool", "server", "export", "share", "vgname", "thinpool", "datastore",
          "mountpoint"}
 
@@ -157,10 +154,16 @@ def do_status(sim, st, o, out, *a):
                 sys.stderr.write(err)
         rows.append({"storage": sid, "type": s["type"], "total": total, "used": used,
                      "avail": avail, "active": active, "enabled": enabled})
+    out.append(format_status(rows))
+
+
+def format_status(rows):
+    """pvesm's print_status: rows of {storage, type, total, used, avail (bytes),
+    active, enabled}."""
     maxlen = max([len(r["storage"]) for r in rows] + [0]) + 1
-    out.append("%-*s %10s %10s %15s %15s %15s %8s\n" % (maxlen, "Name", "Type", "Status",
-                                                        "Total (KiB)", "Used (KiB)",
-                                                        "Available (KiB)", "%"))
+    out = ["%-*s %10s %10s %15s %15s %15s %8s\n" % (maxlen, "Name", "Type", "Status",
+                                                   "Total (KiB)", "Used (KiB)",
+                                                   "Available (KiB)", "%")]
     for r in sorted(rows, key=lambda r: r["storage"]):
         status = "active" if r["active"] else "inactive"
         per = r["used"] * 100.0 / r["total"] if r["total"] > 0 else 0.0
@@ -172,6 +175,7 @@ def do_status(sim, st, o, out, *a):
         out.append("%-*s %10s %10s %15d %15d %15d %s\n" % (
             maxlen, r["storage"], r["type"], status, r["total"] // 1024, r["used"] // 1024,
             r["avail"] // 1024, pct))
+    return "".join(out)
 
 
 def _validate_opts(typ, o, prefix, props, arg_param):
@@ -235,8 +239,15 @@ def do_set(sim, st, o, out, prefix, props, arg_param):
     o.pop("digest", None)
     _validate_opts(s["type"], o, prefix, props, arg_param)
     for k in schema.split_list(delete or ""):
-        if k in REQUIRED.get(s["type"], []) or k in FIXED:
-            raise Die("update storage failed: cannot delete required option '%s'" % k)
+        if k in REQUIRED.get(s["type"], []):
+            raise Die("update storage failed: unable to delete required option '%s'" % k)
+        if k in FIXED:
+            raise Die("update storage failed: unable to delete fixed option '%s'" % k)
+        if k in o:
+            raise Die("update storage failed: cannot set and delete property '%s' at the same "
+                      "time!" % k)
+        if k not in OPTS:
+            raise Die("update storage failed: no such option '%s'" % k)
         s.pop(k, None)
     for k, v in o.items():
         s[k] = str(v)

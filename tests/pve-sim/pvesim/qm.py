@@ -815,7 +815,9 @@ def do_template(sim, vm, o, out, *a):
     vmid = o["vmid"]
     c = vm.load(vmid)
     vm.check_lock(c)
-    if vm.is_template(c):
+    if c["snapshots"]:
+        raise Die("unable to create template, because VM contains snapshots")
+    if vm.is_template(c) and not o.get("disk"):
         raise Die("you can't convert a template to a template")
     if sim.running(vmid):
         raise Die("you can't convert a VM to template if VM is running")

@@ -56,15 +56,27 @@ def parse_cfg(text):
     return out
 
 
+REQUIRED = {"dir": ["path"], "zfspool": ["pool"], "nfs": ["export", "server"],
+            "cifs": ["server", "share"], "pbs": ["datastore", "server"], "lvm": ["vgname"],
+            "lvmthin": ["thinpool", "vgname"], "btrfs": ["path"], "zfs": ["pool"]}
+
+
 def write_cfg(sections):
+    """SectionConfig::write_config: header, 'disable', required options
+    sorted, then the optional ones sorted; booleans as 'key 1'."""
     out = []
     for s in sections:
         lines = ["%s: %s" % (s["type"], s["storage"])]
-        for k in sorted(k for k in s if k not in ("type", "storage", "_order")):
+        if s.get("disable") == "1":
+            lines.append("\tdisable")
+        req = REQUIRED.get(s["type"], [])
+        keys = [k for k in s if k not in ("type", "storage", "_order", "disable")]
+        for k in sorted(keys, key=lambda k: (k not in req, k)):
             v = s[k]
             if k == "content":
-                v = ",".join(sorted(schema.split_list(v)))
-            lines.append("\t%s %s" % (k, v))
+                v = ",".join(sorted(schema.split_list(v))) or "none"
+            if v != "":
+                lines.append("\t%s %s" % (k, v))
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
 
@@ -473,8 +485,15 @@ class Storage:
                 for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
                     p = os.path.join(d, f)
                     if os.path.isfile(p):
-                        fmt = {"vztmpl": re.sub(r".*\.(tar\.\w+|tar)$", r"\1", f),
-                               "iso": "iso", "snippets": "snippet"}.get(vt, "backup")
+                        ext = re.search(r"\.(tar(?:\.(gz|xz|zst|bz2))?|tgz)$", f)
+                        tfmt = "tar"
+                        if ext and ext.group(2):
+                            tfmt = "t" + {"gz": "gz", "xz": "xz", "zst": "zst",
+                                          "bz2": "bz2"}[ext.group(2)]
+                        elif ext and ext.group(1) == "tgz":
+                            tfmt = "tgz"
+                        fmt = {"vztmpl": tfmt, "iso": "iso",
+                               "snippets": "snippet"}.get(vt, "backup")
                         rows.append(("%s:%s/%s" % (sid, vt, f), fmt, vt, os.path.getsize(p),
                                      None))
         if vmid is not None:

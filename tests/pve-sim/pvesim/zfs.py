@@ -319,7 +319,8 @@ class ZFS:
     def display(self, name, prop, value, parsable):
         if value == "-":
             return value
-        if prop in ("quota", "refquota", "reservation", "refreservation") and value == "0":
+        if prop in ("quota", "refquota", "reservation", "refreservation") and value == "0" \
+                and not parsable:
             return "none"
         if parsable:
             if prop in ("compressratio", "refcompressratio"):
@@ -456,8 +457,9 @@ class ZFS:
             if "@" in v:
                 dep.extend(c for c in self.clones_of(v) if c not in victims)
         if dep and not clones:
-            raise Die("cannot destroy '%s': filesystem has dependent clones\n"
-                      "use '-R' to destroy the following datasets:\n%s"
+            raise Die(("cannot destroy '%s': " + self.ds[name]["type"]
+                       + " has dependent clones\n"
+                       "use '-R' to destroy the following datasets:\n%s")
                       % (name, "\n".join(sorted(set(dep)))), exit=1)
         if clones:
             while dep:

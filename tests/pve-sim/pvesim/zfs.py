@@ -767,6 +767,7 @@ def zfs_main(sim, argv):
     if not argv:
         raise Die("missing command\n" + ZFS_USAGE, exit=2)
     cmd, args = argv[0], argv[1:]
+    sim.lock()
     z = ZFS(sim)
     out = []
     if cmd == "list":
@@ -1010,6 +1011,7 @@ def zpool_main(sim, argv):
     if not argv:
         raise Die("missing command\n" + ZPOOL_USAGE, exit=2)
     cmd, args = argv[0], argv[1:]
+    sim.lock()
     z = ZFS(sim)
     out = ""
     if cmd == "create":

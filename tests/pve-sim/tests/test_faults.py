@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import threading
 import time
 import unittest
 

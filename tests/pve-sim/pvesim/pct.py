@@ -347,8 +347,10 @@ def main(sim, argv):
     ct = CT(sim)
     sim.lock()
     out = []
-    rc = globals()["do_" + cmd](sim, ct, o, out, prefix, props, arg_param)
-    sys.stdout.write("".join(out))
+    try:
+        rc = globals()["do_" + cmd](sim, ct, o, out, prefix, props, arg_param)
+    finally:
+        sys.stdout.write("".join(out))
     return rc or 0
 
 

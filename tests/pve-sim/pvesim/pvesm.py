@@ -123,8 +123,10 @@ def main(sim, argv):
     sim.lock()
     st = Storage(sim)
     out = []
-    rc = globals()["do_" + cmd](sim, st, o, out, prefix, props, arg_param)
-    sys.stdout.write("".join(out))
+    try:
+        rc = globals()["do_" + cmd](sim, st, o, out, prefix, props, arg_param)
+    finally:
+        sys.stdout.write("".join(out))
     return rc or 0
 
 

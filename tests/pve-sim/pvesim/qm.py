@@ -36,6 +36,10 @@ class VM(GuestType):
     tstr = "VM"
     exe = "qm"
 
+    def __init__(self, sim):
+        super().__init__(sim)
+        self.messages = []   # what qm prints while creating disks
+
     def drive_format(self, key):
         base = re.match(r"[a-z]+", key).group(0)
         t = schema.options("qemu", "set")
@@ -206,7 +210,9 @@ class VM(GuestType):
             fmt = "raw" if st.scfg(sid)["type"] == "zfspool" else "qcow2"
             d["file"] = st.alloc(sid, int(vmid), fmt, 4 * 2 ** 20, name=name)
             d["media"] = "cdrom"
-            return self.print_drive(key, d)
+            val = self.print_drive(key, d)
+            self.messages.append("%s: successfully created disk '%s'\n" % (key, val))
+            return val
         if spec:
             sid, gib = spec
             scfg = st.check_enabled(sid)
@@ -223,7 +229,9 @@ class VM(GuestType):
             fmt = d.pop("format", None) or ("raw" if scfg["type"] == "zfspool" else "raw")
             d["file"] = st.alloc(sid, int(vmid), fmt, size)
             d["size"] = schema.format_size(size)
-            return self.print_drive(key, d)
+            val = self.print_drive(key, d)
+            self.messages.append("%s: successfully created disk '%s'\n" % (key, val))
+            return val
         if is_volid(f) and not self.is_cdrom(d) or (is_volid(f) and f.split(":")[1].startswith(
                 "iso/")):
             if not st.exists(f):
@@ -439,8 +447,10 @@ def main(sim, argv):
     vm = VM(sim)
     sim.lock()
     out = []
-    rc = globals()["do_" + cmd.replace(" ", "_")](sim, vm, o, out, prefix, props, arg_param)
-    sys.stdout.write("".join(out))
+    try:
+        rc = globals()["do_" + cmd.replace(" ", "_")](sim, vm, o, out, prefix, props, arg_param)
+    finally:
+        sys.stdout.write("".join(out))
     return rc or 0
 
 
@@ -521,7 +531,17 @@ def do_set(sim, vm, o, out, prefix, props, arg_param):
         raise Die("no options specified")
     if delete:
         vm.check_delete_list(prefix, props, arg_param, delete, o)
-    vm.update(vmid, o, delete, revert, digest, skiplock)
+    shown = dict(o)
+    for k, v in (("delete", delete), ("revert", revert), ("digest", digest),
+                 ("skiplock", skiplock)):
+        if v is not None:
+            shown[k] = v
+    out.append("update VM %s: %s\n" % (vmid, " ".join(
+        "-%s %s" % (k, "<hidden>" if k == "cipassword" else shown[k]) for k in sorted(shown))))
+    try:
+        vm.update(vmid, o, delete, revert, digest, skiplock)
+    finally:
+        out.extend(vm.messages)
 
 
 def do_create(sim, vm, o, out, prefix, props, arg_param):
@@ -542,6 +562,8 @@ def do_create(sim, vm, o, out, prefix, props, arg_param):
     try:
         for k in sorted(o):
             v = vm.prepare_value(vmid, k, str(o[k]), c)
+            out.extend(vm.messages)
+            del vm.messages[:]
             if k == "description":
                 c["description"] = v
             else:

@@ -740,21 +740,29 @@ def do_exec(sim, ct, o, out, *a):
 
 
 def read_stdin():
-    """What the command would get on stdin: pipes and files are read to EOF
-    (as lxc-attach forwards them), terminals and /dev/null give nothing."""
+    """What the command would get on stdin: data a caller pipes in (read to
+    EOF). Terminals, /dev/null and pipes nobody writes to give nothing, so a
+    caller that leaves an idle stdin open does not hang us."""
+    import select
     import stat
     try:
         mode = os.fstat(0).st_mode
     except OSError:
         return b""
-    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+    if stat.S_ISREG(mode):
+        return os.read(0, 1 << 26)
+    if not stat.S_ISFIFO(mode) and not stat.S_ISSOCK(mode):
         return b""
-    chunks = []
+    chunks, wait = [], 0.25
     while True:
+        ready, _, _ = select.select([0], [], [], wait)
+        if not ready:
+            return b"".join(chunks)
         b = os.read(0, 1 << 16)
         if not b:
             return b"".join(chunks)
         chunks.append(b)
+        wait = 5.0
 
 
 def _perms(p):

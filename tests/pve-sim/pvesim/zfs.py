@@ -693,8 +693,9 @@ _HEAD = {"available": "AVAIL", "referenced": "REFER", "compressratio": "RATIO",
          "reservation": "RESERV", "compression": "COMPRESS"}
 
 
-def _select(z, targets, recursive, depth, types, implicit_snaps=True):
-    """Datasets for list/get: explicit targets (+ -r/-d) or everything."""
+def _select(z, targets, recursive, depth, types, implicit_snaps=True, missing=None):
+    """Datasets for list/get: explicit targets (+ -r/-d) or everything. A
+    missing target is reported and skipped (zfs exits 1 at the end)."""
     def typ_ok(n):
         return z.ds[n]["type"] in types
 
@@ -706,7 +707,10 @@ def _select(z, targets, recursive, depth, types, implicit_snaps=True):
         return out
     for t in targets:
         if t not in z.ds:
-            raise Die("cannot open '%s': dataset does not exist" % t, exit=1)
+            sys.stderr.write("cannot open '%s': dataset does not exist\n" % t)
+            if missing is not None:
+                missing.append(t)
+            continue
         if recursive or depth is not None:
             base = t.count("/")
             cand = [t] + [n for n in z.descendants(t)]
@@ -793,7 +797,8 @@ def zfs_main(sim, argv):
         if types is None:
             types = {"filesystem", "volume"} | ({"snapshot"} if any("@" in t for t in rest)
                                                 else set())
-        names = _select(z, rest, recursive, depth, types)
+        missing = []
+        names = _select(z, rest, recursive, depth, types, missing=missing)
         for prop, desc in reversed(sorts):
             def sk(n, prop=prop):
                 v = z.get_value(n, prop) if prop != "name" else n
@@ -814,7 +819,11 @@ def zfs_main(sim, argv):
             sys.stdout.write("no datasets available\n")
             return 0
         heads = [_HEAD.get(c, c.upper()) for c in cols]
-        out.append(_table(rows, heads, [c in _LIST_RIGHT for c in cols], scripted))
+        if rows:
+            out.append(_table(rows, heads, [c in _LIST_RIGHT for c in cols], scripted))
+        if missing:
+            sys.stdout.write("".join(out))
+            return 1
     elif cmd == "get":
         o, rest = _getopt(args, "rHpd:o:t:s:")
         fields = ["name", "property", "value", "source"]
@@ -846,7 +855,9 @@ def zfs_main(sim, argv):
         if types is None:
             types = {"filesystem", "volume"} | ({"snapshot"} if recursive or depth is not None
                                                 or any("@" in t for t in targets) else set())
-        names = _select(z, targets, recursive, depth, types, implicit_snaps=False)
+        missing = []
+        names = _select(z, targets, recursive, depth, types, implicit_snaps=False,
+                        missing=missing)
         rows = []
         for n in names:
             plist = props
@@ -873,7 +884,12 @@ def zfs_main(sim, argv):
                         continue
                 rec = {"name": n, "property": p, "value": val, "received": "-", "source": src}
                 rows.append([rec[f] for f in fields])
-        out.append(_table(rows, [f.upper() for f in fields], [False] * len(fields), scripted))
+        if rows:
+            out.append(_table(rows, [f.upper() for f in fields], [False] * len(fields),
+                              scripted))
+        if missing:
+            sys.stdout.write("".join(out))
+            return 1
     elif cmd == "create":
         o, rest = _getopt(args, "pusnPvo:V:b:")
         props, volsize, sparse, parents = {}, None, False, False

@@ -96,6 +96,11 @@ class Datasets(SimTestCase):
                          "cannot set property for 'rpool/data': invalid property 'bogus'", rc=1)
         self.assertFails(n.run("zfs", "get", "bogus", "rpool"),
                          "bad property list: invalid property 'bogus'", rc=2)
+        r = n.run("zfs", "get", "-H", "-o", "name,value", "compression", "rpool/nope",
+                  "rpool/data")
+        self.assertEqual((r.rc, r.out, r.err), (1, "rpool/data\ton\n",
+                                                "cannot open 'rpool/nope': dataset does not "
+                                                "exist\n"))
 
     def test_snapshots_clones_destroy_rename_rollback(self):
         n = self.node

@@ -125,6 +125,14 @@ class ListFormats(SimTestCase):
                          cap[-2:])
 
 
+class ConfigCommand(SimTestCase):
+    def test_pct_config_of_real_config(self):
+        text = fixture("lxc", "123.conf")
+        self.node.write_conf("lxc", 123, text)
+        self.assertEqual(self.node.ok("pct", "config", 123), text)   # lxc.* pairs last
+        self.assertIn("123        stopped                 gpu", self.node.ok("pct", "list"))
+
+
 class Pvesh(SimTestCase):
     def test_cluster_resources_json(self):
         self.node.ct(101, "--tags", "db,storage")

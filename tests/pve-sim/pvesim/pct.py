@@ -145,6 +145,14 @@ class CT(GuestType):
         """Canonical form of a new option value (allocating new volumes)."""
         if key == "tags":
             return self.unique_tags(value)
+        if re.match(r"dev\d+\Z", key):
+            fmt = schema.subkeys_of(schema.options("lxc", "set").get("dev0"))
+            dev = schema.parse_property_string(fmt, value, key)
+            if not dev.get("path"):
+                raise Die("Path is not defined for passthrough device %s" % key)
+            if not os.path.exists(self.sim.host_path(dev["path"])):
+                raise Die("Path %s does not exist" % dev["path"])
+            return value
         if re.match(r"net\d+\Z", key):
             net = schema.parse_property_string(self.net_format(), value, key)
             net["type"] = "veth"

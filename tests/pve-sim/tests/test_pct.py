@@ -272,6 +272,19 @@ class TemplatesAndClones(SimTestCase):
         self.assertNotIn("rpool/data/basevol-101-disk-0", self.node.zfs()["ds"])
 
 
+class Devices(SimTestCase):
+    init_args = ("--sysfs", "gpus=1,vendor=nvidia")
+
+    def test_device_passthrough_needs_the_host_device(self):
+        self.node.ct(101)
+        self.node.ok("pct", "set", 101, "--dev0", "/dev/nvidia0", "--dev1", "/dev/nvidiactl,gid=44")
+        c = self.node.conf("lxc", 101)
+        self.assertIn("dev0: /dev/nvidia0\n", c)
+        self.assertIn("dev1: /dev/nvidiactl,gid=44\n", c)
+        self.assertFails(self.node.run("pct", "set", 101, "--dev2", "/dev/nvidia7"),
+                         "Path /dev/nvidia7 does not exist")
+
+
 class ExecPushPull(SimTestCase):
     def setUp(self):
         super().setUp()

@@ -1003,39 +1003,45 @@ static struct rnode *rx_parse_atom(struct rxp *r) {
   }
 }
 
+/* One atom and at most one quantifier (ECMA: "a**" is a syntax error). */
 static struct rnode *rx_parse_repeat(struct rxp *r) {
   struct rnode *atom = rx_parse_atom(r);
-  if (!atom) return NULL;
-  while (r->p < r->end) {
-    int mn, mx;
-    unsigned char c = *r->p;
-    if (c == '*') {
-      mn = 0, mx = -1;
-      r->p++;
-    } else if (c == '+') {
-      mn = 1, mx = -1;
-      r->p++;
-    } else if (c == '?') {
-      mn = 0, mx = 1;
-      r->p++;
-    } else if (c == '{') {
-      if (!rx_braces(r, &mn, &mx)) break;
-      if (mx >= 0 && mx < mn) return rx_err(r, "numbers out of order in {}"), NULL;
-      if (mn > MAX_RX_COUNT || mx > MAX_RX_COUNT) return rx_err(r, "repetition count too large"), NULL;
-    } else {
-      break;
-    }
-    if (r->p < r->end && *r->p == '?') r->p++; /* lazy: same answer for a yes/no match */
-    if (atom->type == N_BOL || atom->type == N_EOL || atom->type == N_WORDB || atom->type == N_NWORDB)
-      return rx_err(r, "nothing to repeat"), NULL;
-    struct rnode *rep = rx_node(r, N_REP);
-    if (!rep) return NULL;
-    rep->a = atom;
-    rep->min = mn;
-    rep->max = mx;
-    atom = rep;
+  if (!atom || r->p >= r->end) return atom;
+  int mn, mx;
+  unsigned char c = *r->p;
+  if (c == '*') {
+    mn = 0, mx = -1;
+    r->p++;
+  } else if (c == '+') {
+    mn = 1, mx = -1;
+    r->p++;
+  } else if (c == '?') {
+    mn = 0, mx = 1;
+    r->p++;
+  } else if (c == '{') {
+    if (!rx_braces(r, &mn, &mx)) return atom; /* a literal '{' follows */
+    if (mx >= 0 && mx < mn) return rx_err(r, "numbers out of order in {}"), NULL;
+    if (mn > MAX_RX_COUNT || mx > MAX_RX_COUNT) return rx_err(r, "repetition count too large"), NULL;
+  } else {
+    return atom;
   }
-  return atom;
+  if (r->p < r->end && *r->p == '?') r->p++; /* lazy: same answer for a yes/no match */
+  if (atom->type == N_BOL || atom->type == N_EOL || atom->type == N_WORDB || atom->type == N_NWORDB)
+    return rx_err(r, "nothing to repeat"), NULL;
+  if (r->p < r->end) {
+    int a, b;
+    const unsigned char *save = r->p;
+    if (*r->p == '*' || *r->p == '+' || *r->p == '?' || (*r->p == '{' && rx_braces(r, &a, &b))) {
+      r->p = save;
+      return rx_err(r, "nothing to repeat"), NULL;
+    }
+  }
+  struct rnode *rep = rx_node(r, N_REP);
+  if (!rep) return NULL;
+  rep->a = atom;
+  rep->min = mn;
+  rep->max = mx;
+  return rep;
 }
 
 static struct rnode *rx_parse_cat(struct rxp *r) {
@@ -1351,7 +1357,7 @@ static const char *format_check(int fmt, const char *s, size_t len) {
       return ipv4_prefix(s, len) == len && len ? NULL : "not an IPv4 address (a.b.c.d)";
     case F_IPV4_CIDR: {
       size_t n = ipv4_prefix(s, len);
-      if (!n || n >= len || s[n] != '/' || dec_part(s + n + 1, len - n - 1, 32) != len - n - 1)
+      if (!n || n + 1 >= len || s[n] != '/' || dec_part(s + n + 1, len - n - 1, 32) != len - n - 1)
         return "not an IPv4 address with prefix length (a.b.c.d/n, n <= 32)";
       return NULL;
     }

@@ -30,6 +30,33 @@ local function site_dir(dir, v)
   return dir .. "/" .. v
 end
 
+-- Stack secrets are read only for the environments some VM deploys: a
+-- testing environment's password need not be set to converge production.
+local function resolve_stack_secrets(work, docs, problems, opts)
+  local defs = work.stacks and work.stacks.docker_stacks
+  if not defs then return end
+  local done = {}
+  for _, vm in ipairs(work.vm and work.vm.vms or {}) do
+    for _, s in ipairs(vm.docker_stacks or {}) do
+      local name = type(s) == "table" and s.name or s
+      local def = defs[name]
+      local env = def and normalize.stack_env(def, type(s) == "table" and s.environment or nil)
+      local key = tostring(name) .. "\0" .. tostring(env)
+      if def and def.environments and def.environments[env] and not done[key] then
+        done[key] = true
+        secrets.resolve(def.environments[env], docs.stacks.name, problems, opts,
+          util.pointer("/docker_stacks", name, "environments", env))
+      end
+    end
+  end
+  for _, name in ipairs(util.keys(defs)) do
+    local def = defs[name]
+    if def.git and def.git.credentials then
+      secrets.resolve(def.git.credentials, docs.stacks.name, problems, opts, util.pointer("/docker_stacks", name, "git", "credentials"))
+    end
+  end
+end
+
 function M.load(dir, opts)
   opts = opts or {}
   for k in pairs(opts) do
@@ -47,7 +74,10 @@ function M.load(dir, opts)
   for key, v in pairs(raw) do work[key] = util.copy(v) end
   for key, d in pairs(docs) do secrets.plain_text(raw[key], d.name, problems) end
   if opts.resolve_secrets ~= false then
-    for key, d in pairs(docs) do secrets.resolve(work[key], d.name, problems, opts) end
+    for key, d in pairs(docs) do
+      if key ~= "stacks" then secrets.resolve(work[key], d.name, problems, opts) end
+    end
+    resolve_stack_secrets(work, docs, problems, opts)
   end
 
   normalize.apply_defaults(work, docs)

@@ -183,6 +183,16 @@ function M.containers(lxc_doc, raw_doc, order, problems, host)
   return out
 end
 
+-- The environment a VM deploys a stack with: the one it names, else
+-- "production" when the stack has it, else the stack's only environment.
+function M.stack_env(def, requested)
+  if requested then return requested end
+  local envs = def and def.environments or {}
+  if envs.production then return "production" end
+  local names = util.keys(envs)
+  return #names == 1 and names[1] or "production"
+end
+
 -- "10.0.0.5/24" + n -> "10.0.0.(5+n)/24", nil when it leaves the last octet.
 local function bump_ip(ip, n)
   local a, b, c, d, rest = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)(.*)$")

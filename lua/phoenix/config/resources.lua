@@ -1,5 +1,6 @@
 -- Builds the typed resources (docs/resources.md) and their dependency
 -- edges from the normalised host, containers, VMs and stacks.
+local normalize = require "phoenix.config.normalize"
 local util = require "phoenix.config.util"
 
 local M = {}
@@ -246,13 +247,8 @@ function Builder:stacks()
     for j, s in ipairs(g.want.docker_stacks) do
       local st = defs[s.name]
       if st then
-        local envs = st.environments or {}
-        local env = s.environment
-        if not env then
-          local names = util.keys(envs)
-          env = envs.production and "production" or (#names == 1 and names[1]) or "production"
-        end
-        local e = envs[env] or {}
+        local env = normalize.stack_env(st, s.environment)
+        local e = (st.environments or {})[env] or {}
         local vars = util.list()
         for _, v in ipairs(e.variables or {}) do
           vars[#vars + 1] = { name = v.name, value = type(v.value) == "table" and v.value or tostring(v.value) }

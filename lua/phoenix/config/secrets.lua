@@ -32,9 +32,10 @@ local function read(ref, opts)
   return nil, "unknown secret reference \"" .. ref .. "\"", 'use {"secret": "env:NAME"} or {"secret": "file:/path"}'
 end
 
--- resolve(doc, file, problems, opts): replaces every reference in doc
--- (in place) by its value; errors name the file and pointer.
-function M.resolve(doc, file, problems, opts)
+-- resolve(doc, file, problems, opts, prefix): replaces every reference in
+-- doc (in place) by its value; errors name the file and pointer (doc is at
+-- pointer prefix, default the root).
+function M.resolve(doc, file, problems, opts, prefix)
   local function walk(node, ptr)
     for _, k in ipairs(util.keys(node)) do
       local v = node[k]
@@ -53,7 +54,7 @@ function M.resolve(doc, file, problems, opts)
       end
     end
   end
-  if type(doc) == "table" then walk(doc, "") end
+  if type(doc) == "table" then walk(doc, prefix or "") end
 end
 
 -- Names whose plain string value is a secret: a word of the name (split on

@@ -3,7 +3,11 @@
  *
  *   compile(schema_text [, {strict=, name=}])  -> compiled | nil, msg
  *   compiled:validate(text [, {unknown=, value=, order=, max_steps=}]) -> result
+ *   compiled:validate_file(path [, opts])      -> result | nil, "path: msg" (I/O)
+ *       (opts.text = true: result.text holds the document's bytes)
  *   decode(text [, {order=}])                  -> value [, order] | nil, msg
+ *   decode_file(path [, {order=}])             -> same, the file mmap'ed: no Lua string
+ *       order = true (key order of every object) or n (objects at depth <= n)
  *   match(pattern, subject)                    -> boolean | nil, msg
  *   check_format(name, s)                      -> true | false, msg
  *
@@ -24,19 +28,26 @@
  *
  * Extension keywords: "x-error": "text" replaces every error a failing
  * subschema produces by one error with that text; "x-warning": "text"
- * reports a warning wherever that subschema applies. validate{unknown=
+ * reports a warning wherever that subschema applies; "x-collect": "name"
+ * lists the pointer of every instance that subschema accepts (result
+ * .collected: how the loader finds secret references without a walk). validate{unknown=
  * "warning"} turns failures of `additionalProperties: false` into warnings
  * (and they then do not fail the instance).
  *
  * Everything allocated lives in userdata (arenas, vectors) freed by __gc,
  * so a Lua error in the middle leaks nothing.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -91,6 +102,75 @@ static void arena_free(struct arena *a) {
     c = next;
   }
   a->head = NULL;
+}
+
+/* ---- files: mapped, not copied into a Lua string ------------------------- */
+
+/* A file's bytes: mmap'ed (MAP_POPULATE: one call, no fault per page) or,
+ * where mapping fails, read into a malloc'ed buffer. */
+struct filemap {
+  void *map;
+  size_t len;
+  char *buf;
+};
+
+static void filemap_release(struct filemap *f) {
+  if (f->map) munmap(f->map, f->len);
+  free(f->buf);
+  f->map = NULL;
+  f->buf = NULL;
+}
+
+/* NULL on success (text/len set), else a message (errno text). */
+static const char *filemap_open(struct filemap *f, const char *path, const char **text, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return strerror(errno);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return strerror(e);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return "not a regular file";
+  }
+  size_t size = (size_t)st.st_size;
+  *text = "";
+  *len = 0;
+  if (size == 0) {
+    close(fd);
+    return NULL;
+  }
+  void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  if (m != MAP_FAILED) {
+    close(fd);
+    f->map = m;
+    f->len = size;
+    *text = m;
+    *len = size;
+    return NULL;
+  }
+  f->buf = malloc(size);
+  if (!f->buf) {
+    close(fd);
+    return "out of memory";
+  }
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, f->buf + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      close(fd);
+      return strerror(e);
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  *text = f->buf;
+  *len = size;
+  return NULL;
 }
 
 /* ---- JSON DOM ----------------------------------------------------------- */
@@ -615,6 +695,7 @@ struct regex {
   int n;
   struct rx_class *cls;
   int ncls;
+  int anchored; /* starts with ^ outside any alternation: threads start at 0 only */
   /* matching scratch, sized to the program */
   int *clist, *nlist, *stack;
   unsigned *mark;
@@ -1212,6 +1293,9 @@ static struct regex *regex_compile(const char *pat, size_t len, char *err, size_
         r.ncls = 0;
         rx_emit(re, root);
         re->prog[re->n++].op = RX_MATCH;
+        const struct rnode *first = root;
+        while (first->type == N_CAT) first = first->a;
+        re->anchored = first->type == N_BOL;
       }
     }
   }
@@ -1303,7 +1387,8 @@ static int regex_search(struct regex *re, const char *s, size_t len) {
       }
       if (ok && rx_add(re, re->nlist, &nn, re->clist[i] + 1, cur, next)) return 1;
     }
-    if (rx_add(re, re->nlist, &nn, 0, cur, next)) return 1;
+    if (!re->anchored && rx_add(re, re->nlist, &nn, 0, cur, next)) return 1;
+    if (nn == 0 && re->anchored) return 0; /* no thread left and none can start */
     int *t = re->clist;
     re->clist = re->nlist;
     re->nlist = t;
@@ -1434,7 +1519,7 @@ struct sch {
   struct sch **all, **any, **one;
   size_t nall, nany, none;
   struct sch *not_, *if_, *then_, *else_, *ref;
-  const char *x_error, *x_warning;
+  const char *x_error, *x_warning, *x_collect;
   struct sch *next_all; /* list of every compiled schema */
 };
 
@@ -1748,10 +1833,11 @@ static int compile_keyword(struct cctx *cc, struct sch *s, const char *path, con
     struct jnode *t = resolve_ref(cc, path, v->u.str.s, v->u.str.len);
     if (!t) return -1;
     if (!(s->ref = compile_node(cc, t, astrdup(a, v->u.str.s, v->u.str.len)))) return -1;
-  } else if (IS("x-error") || IS("x-warning")) {
+  } else if (IS("x-error") || IS("x-warning") || IS("x-collect")) {
     if (v->type != J_STR) return cerr(cc, path, "%s must be a string", kw);
     if (IS("x-error")) s->x_error = v->u.str.s;
-    else s->x_warning = v->u.str.s;
+    else if (IS("x-warning")) s->x_warning = v->u.str.s;
+    else s->x_collect = v->u.str.s;
   } else {
     for (int i = 0; annotations[i]; i++)
       if (IS(annotations[i])) return 0;
@@ -1843,6 +1929,7 @@ struct issue {
   char *ptr, *msg;
   const char *kw, *spath;
   int line, col;
+  int typeish; /* the value has the wrong JSON type for this (sub)schema */
 };
 
 struct ivec {
@@ -1853,6 +1940,11 @@ struct ivec {
 struct dflt {
   char *ptr;
   struct jnode *val;
+};
+
+struct coll {
+  char *ptr;
+  const char *name;
 };
 
 struct seg {
@@ -1868,6 +1960,7 @@ struct branch {
 
 struct vctx {
   lua_State *L;
+  struct filemap fm; /* validate_file: the document's bytes */
   struct ivec park; /* errors of failed anyOf/oneOf branches, LIFO */
   struct branch *br;
   size_t nbr, capbr;
@@ -1875,6 +1968,8 @@ struct vctx {
   struct ivec errs, warns;
   struct dflt *defs;
   size_t ndefs, capdefs;
+  struct coll *colls;
+  size_t ncolls, capcolls;
   struct seg path[MAX_JSON_DEPTH + 8];
   int depth, vdepth;
   int unknown_warn, aborted, too_deep;
@@ -1893,6 +1988,10 @@ static void defs_truncate(struct vctx *c, size_t n) {
   while (c->ndefs > n) free(c->defs[--c->ndefs].ptr);
 }
 
+static void colls_truncate(struct vctx *c, size_t n) {
+  while (c->ncolls > n) free(c->colls[--c->ncolls].ptr);
+}
+
 static void vctx_release(struct vctx *c) {
   ivec_truncate(&c->errs, 0);
   ivec_truncate(&c->warns, 0);
@@ -1909,6 +2008,11 @@ static void vctx_release(struct vctx *c) {
   free(c->defs);
   c->defs = NULL;
   c->capdefs = 0;
+  colls_truncate(c, 0);
+  free(c->colls);
+  c->colls = NULL;
+  c->capcolls = 0;
+  filemap_release(&c->fm);
   arena_free(&c->doc);
 }
 
@@ -2238,11 +2342,11 @@ static void v_string(struct vctx *c, const struct sch *s, const struct jnode *in
 }
 
 struct mark {
-  size_t e, w, d;
+  size_t e, w, d, k;
 };
 
 static struct mark get_mark(struct vctx *c) {
-  struct mark m = {c->errs.n, c->warns.n, c->ndefs};
+  struct mark m = {c->errs.n, c->warns.n, c->ndefs, c->ncolls};
   return m;
 }
 
@@ -2250,6 +2354,7 @@ static void reset_to(struct vctx *c, struct mark m) {
   ivec_truncate(&c->errs, m.e);
   ivec_truncate(&c->warns, m.w);
   defs_truncate(c, m.d);
+  colls_truncate(c, m.k);
 }
 
 /* The types a schema accepts when that is all it checks first (for anyOf messages). */
@@ -2307,7 +2412,7 @@ static int v_choice(struct vctx *c, const struct sch *s, const struct jnode *in,
     c->park.n += cnt;
     c->errs.n = m.e;
     b->n = cnt;
-    if (cnt > 0 && strcmp(c->park.v[b->start].kw, "type") == 0) {
+    if (cnt > 0 && c->park.v[b->start].typeish) {
       char *here = render_path(c, NULL, 0);
       c->br[bbase + i].rejected = strcmp(here, c->park.v[b->start].ptr) == 0;
       free(here);
@@ -2391,6 +2496,7 @@ static int v_node(struct vctx *c, const struct sch *s, const struct jnode *in) {
       char want[96];
       types_text(s->types, want, sizeof want);
       ERR(c, s, in, "type", "expected %s, got %s", want, node_type_name(in));
+      c->errs.v[c->errs.n - 1].typeish = 1;
       type_ok = 0;
     }
   }
@@ -2411,12 +2517,17 @@ static int v_node(struct vctx *c, const struct sch *s, const struct jnode *in) {
       if (k < s->enum_->u.list.n) snprintf(list + used, sizeof list - used, ", ...");
       value_text(in, v, sizeof v);
       ERR(c, s, in, "enum", "%s is not one of %s", v, list);
+      int same_type = 0;
+      for (k = 0; k < s->enum_->u.list.n; k++)
+        if (ITEMS(s->enum_)[k]->type == in->type) same_type = 1;
+      c->errs.v[c->errs.n - 1].typeish = !same_type;
     }
   }
   if (type_ok && s->has_const && !json_equal(in, s->const_)) {
     char v[64];
     value_text(s->const_, v, sizeof v);
     ERR(c, s, in, "const", "must be %s", v);
+    c->errs.v[c->errs.n - 1].typeish = s->const_->type != in->type;
   }
   switch (in->type) {
     case J_OBJ: v_object(c, s, in); break;
@@ -2442,6 +2553,17 @@ static int v_node(struct vctx *c, const struct sch *s, const struct jnode *in) {
     if (!passed && s->else_) v_node(c, s->else_, in);
   }
   int valid = c->errs.n == mark;
+  if (valid && s->x_collect) {
+    if (c->ncolls == c->capcolls) {
+      size_t ncap = c->capcolls ? c->capcolls * 2 : 16;
+      c->colls = xrealloc(c, c->colls, ncap * sizeof *c->colls);
+      c->capcolls = ncap;
+    }
+    c->colls[c->ncolls].ptr = NULL;
+    c->colls[c->ncolls].name = s->x_collect;
+    c->ncolls++;
+    c->colls[c->ncolls - 1].ptr = render_path(c, NULL, 0);
+  }
   if (!valid && s->x_error) {
     const char *kw = c->errs.v[mark].kw;
     ivec_truncate(&c->errs, mark);
@@ -2496,7 +2618,15 @@ static void check_dups(struct vctx *c, const struct jnode *n) {
 /* ---- Lua conversion ----------------------------------------------------------- */
 
 /* upvalues of the functions that build Lua values: 1 = px.json.array_mt, 2 = px.json.null */
+/* order: index of the order table (0: none); depth/maxdepth: record key
+ * order for objects at depth <= maxdepth only (the root is depth 0). */
+static void push_value_d(lua_State *L, const struct jnode *n, int amt, int nul, int order, int depth, int maxdepth);
+
 static void push_value(lua_State *L, const struct jnode *n, int amt, int nul, int order) {
+  push_value_d(L, n, amt, nul, order, 0, 1 << 30);
+}
+
+static void push_value_d(lua_State *L, const struct jnode *n, int amt, int nul, int order, int depth, int maxdepth) {
   luaL_checkstack(L, 6, "px.schema: nesting too deep");
   switch (n->type) {
     case J_NULL: lua_pushvalue(L, nul); return;
@@ -2509,7 +2639,7 @@ static void push_value(lua_State *L, const struct jnode *n, int amt, int nul, in
     case J_ARR:
       lua_createtable(L, (int)n->u.list.n, 0);
       for (size_t i = 0; i < n->u.list.n; i++) {
-        push_value(L, ITEMS(n)[i], amt, nul, order);
+        push_value_d(L, ITEMS(n)[i], amt, nul, order, depth + 1, maxdepth);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
       lua_pushvalue(L, amt);
@@ -2520,10 +2650,10 @@ static void push_value(lua_State *L, const struct jnode *n, int amt, int nul, in
       lua_createtable(L, 0, (int)n->u.list.n);
       for (size_t i = 0; i < n->u.list.n; i++) {
         lua_pushlstring(L, m[i].key, m[i].klen);
-        push_value(L, m[i].val, amt, nul, order);
+        push_value_d(L, m[i].val, amt, nul, order, depth + 1, maxdepth);
         lua_rawset(L, -3);
       }
-      if (order) {
+      if (order && depth <= maxdepth) {
         lua_pushvalue(L, -1);
         lua_createtable(L, (int)n->u.list.n, 0);
         for (size_t i = 0; i < n->u.list.n; i++) {
@@ -2616,6 +2746,18 @@ static void check_opts(lua_State *L, int idx, const char *const *known) {
   }
 }
 
+/* order = true (every object) | n (objects at depth <= n) | false/nil: -1 none */
+static int opt_order(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return -1;
+  lua_getfield(L, idx, "order");
+  int r = -1;
+  if (lua_isboolean(L, -1)) r = lua_toboolean(L, -1) ? (1 << 30) : -1;
+  else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 && lua_tointeger(L, -1) < (1 << 30)) r = (int)lua_tointeger(L, -1);
+  else if (!lua_isnil(L, -1)) luaL_argerror(L, idx, "option 'order' must be a boolean or a depth (integer >= 0)");
+  lua_pop(L, 1);
+  return r;
+}
+
 static int opt_bool(lua_State *L, int idx, const char *name) {
   if (lua_isnoneornil(L, idx)) return 0;
   lua_getfield(L, idx, name);
@@ -2678,7 +2820,7 @@ static int s_compile(lua_State *L) {
   return 1;
 }
 
-static void push_result(lua_State *L, struct vctx *c, const struct jnode *root, int want_value, int want_order,
+static void push_result(lua_State *L, struct vctx *c, const struct jnode *root, int want_value, int order_depth,
                         int valid) {
   int amt = lua_upvalueindex(1), nul = lua_upvalueindex(2);
   lua_createtable(L, 0, 6);
@@ -2701,26 +2843,40 @@ static void push_result(lua_State *L, struct vctx *c, const struct jnode *root, 
   lua_pushvalue(L, amt);
   lua_setmetatable(L, -2);
   lua_setfield(L, res, "defaults");
+  lua_createtable(L, (int)c->ncolls, 0);
+  for (size_t i = 0; i < c->ncolls; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, c->colls[i].ptr);
+    lua_setfield(L, -2, "pointer");
+    lua_pushstring(L, c->colls[i].name);
+    lua_setfield(L, -2, "name");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_pushvalue(L, amt);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, res, "collected");
   if (root && want_value) {
     int order = 0;
-    if (want_order) {
+    if (order_depth >= 0) {
       lua_newtable(L);
       order = lua_gettop(L);
     }
-    push_value(L, root, amt, nul, order);
+    push_value_d(L, root, amt, nul, order, 0, order_depth);
     lua_setfield(L, res, "value");
-    if (want_order) lua_setfield(L, res, "order");
+    if (order) lua_setfield(L, res, "order");
   }
 }
 
-static int s_validate(lua_State *L) {
-  static const char *const known[] = {"unknown", "value", "order", "max_steps", NULL};
+/* validate(text, opts) and validate_file(path, opts): the same but for where the bytes come from. */
+static int validate_impl(lua_State *L, int is_file) {
+  static const char *const known[] = {"unknown", "value", "order", "max_steps", "text", NULL};
   struct compiled *cs = luaL_checkudata(L, 1, COMPILED_MT);
   size_t len;
   const char *text = luaL_checklstring(L, 2, &len);
   check_opts(L, 3, known);
   if (cs->closed) return luaL_error(L, "px.schema: validate on a closed schema");
-  int unknown_warn = 0, want_value = opt_bool(L, 3, "value"), want_order = opt_bool(L, 3, "order");
+  int unknown_warn = 0, want_value = opt_bool(L, 3, "value"), order_depth = opt_order(L, 3);
+  int want_text = opt_bool(L, 3, "text");
   long max_steps = DEFAULT_MAX_STEPS;
   if (!lua_isnoneornil(L, 3)) {
     lua_getfield(L, 3, "unknown");
@@ -2744,6 +2900,15 @@ static int s_validate(lua_State *L) {
   c->L = L;
   c->unknown_warn = unknown_warn;
   c->max_steps = max_steps;
+  if (is_file) {
+    const char *path = text;
+    const char *ferr = filemap_open(&c->fm, path, &text, &len);
+    if (ferr) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s: %s", path, ferr);
+      return 2;
+    }
+  }
   char err[200];
   int is_oom = 0;
   struct jnode *root = json_parse(&c->doc, text, len, err, sizeof err, &is_oom);
@@ -2756,7 +2921,7 @@ static int s_validate(lua_State *L) {
     at.line = line;
     at.col = col;
     add_issue(c, &c->errs, NULL, &at, "json", NULL, 0, "%s", err);
-    push_result(L, c, NULL, 0, 0, 0);
+    push_result(L, c, NULL, 0, -1, 0);
     vctx_release(c);
     return 1;
   }
@@ -2770,10 +2935,17 @@ static int s_validate(lua_State *L) {
   }
   sort_issues(c, &c->errs);
   sort_issues(c, &c->warns);
-  push_result(L, c, root, want_value, want_order, c->errs.n == 0);
+  push_result(L, c, root, want_value, order_depth, c->errs.n == 0);
+  if (want_text) {
+    lua_pushlstring(L, text, len);
+    lua_setfield(L, -2, "text");
+  }
   vctx_release(c);
   return 1;
 }
+
+static int s_validate(lua_State *L) { return validate_impl(L, 0); }
+static int s_validate_file(lua_State *L) { return validate_impl(L, 1); }
 
 static int s_close(lua_State *L) {
   struct compiled *c = luaL_checkudata(L, 1, COMPILED_MT);
@@ -2781,45 +2953,64 @@ static int s_close(lua_State *L) {
   return 0;
 }
 
+struct docud {
+  struct arena a;
+  struct filemap fm;
+};
+
 static int doc_gc(lua_State *L) {
-  arena_free(luaL_checkudata(L, 1, DOC_MT));
+  struct docud *d = luaL_checkudata(L, 1, DOC_MT);
+  arena_free(&d->a);
+  filemap_release(&d->fm);
   return 0;
 }
 
-static int s_decode(lua_State *L) {
+static int decode_impl(lua_State *L, int is_file) {
   static const char *const known[] = {"order", NULL};
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   check_opts(L, 2, known);
-  int want_order = opt_bool(L, 2, "order");
-  struct arena *a = lua_newuserdatauv(L, sizeof *a, 0);
-  memset(a, 0, sizeof *a);
+  int order_depth = opt_order(L, 2);
+  struct docud *d = lua_newuserdatauv(L, sizeof *d, 0);
+  memset(d, 0, sizeof *d);
   luaL_setmetatable(L, DOC_MT);
-  int ud = lua_gettop(L);
+  if (is_file) {
+    const char *path = text;
+    const char *ferr = filemap_open(&d->fm, path, &text, &len);
+    if (ferr) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s: %s", path, ferr);
+      return 2;
+    }
+  }
   char err[200];
   int is_oom = 0;
-  struct jnode *root = json_parse(a, text, len, err, sizeof err, &is_oom);
+  struct jnode *root = json_parse(&d->a, text, len, err, sizeof err, &is_oom);
   if (!root) {
-    arena_free(a);
+    arena_free(&d->a);
+    filemap_release(&d->fm);
     if (is_oom) return luaL_error(L, "px.schema: out of memory");
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
   }
   int order = 0;
-  if (want_order) {
+  if (order_depth >= 0) {
     lua_newtable(L);
     order = lua_gettop(L);
   }
-  push_value(L, root, lua_upvalueindex(1), lua_upvalueindex(2), order);
-  arena_free(a);
-  if (want_order) {
+  push_value_d(L, root, lua_upvalueindex(1), lua_upvalueindex(2), order, 0, order_depth);
+  arena_free(&d->a);
+  filemap_release(&d->fm);
+  if (order) {
     lua_pushvalue(L, order);
     return 2;
   }
-  (void)ud;
   return 1;
 }
+
+static int s_decode(lua_State *L) { return decode_impl(L, 0); }
+static int s_decode_file(lua_State *L) { return decode_impl(L, 1); }
 
 static int s_match(lua_State *L) {
   size_t plen, slen;
@@ -2880,6 +3071,10 @@ int luaopen_px_schema(lua_State *L) {
     lua_pushvalue(L, nul);
     lua_pushcclosure(L, s_validate, 2);
     lua_setfield(L, -2, "validate");
+    lua_pushvalue(L, amt);
+    lua_pushvalue(L, nul);
+    lua_pushcclosure(L, s_validate_file, 2);
+    lua_setfield(L, -2, "validate_file");
     lua_pushcfunction(L, s_close);
     lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");
@@ -2893,6 +3088,10 @@ int luaopen_px_schema(lua_State *L) {
   lua_pushvalue(L, nul);
   lua_pushcclosure(L, s_decode, 2);
   lua_setfield(L, -2, "decode");
+  lua_pushvalue(L, amt);
+  lua_pushvalue(L, nul);
+  lua_pushcclosure(L, s_decode_file, 2);
+  lua_setfield(L, -2, "decode_file");
   lua_pushcfunction(L, s_match);
   lua_setfield(L, -2, "match");
   lua_pushcfunction(L, s_check_format);

@@ -321,6 +321,32 @@ describe("px.schema results", function()
   end)
 end)
 
+describe("px.schema from files", function()
+  local fs = require "px.fs"
+  local sitefix = require "sitefix"
+
+  it("validate_file and decode_file read (map) the file themselves", function()
+    local dir = sitefix.tmpdir()
+    assert(fs.write(dir .. "/a.json", '{"a": [1, 2],\n "b": "x"}'))
+    assert(fs.write(dir .. "/empty.json", ""))
+    local c = compile { properties = { b = { type = "integer" } } }
+    local r = c:validate_file(dir .. "/a.json", { value = true, text = true })
+    assert.are.same({ "/b", 2 }, { r.errors[1].pointer, r.errors[1].line })
+    assert.are.same({ 1, 2 }, r.value.a)
+    assert.are.equal('{"a": [1, 2],\n "b": "x"}', r.text)
+    assert.are.same({ a = { 1, 2 }, b = "x" }, schema.decode_file(dir .. "/a.json"))
+    local e = c:validate_file(dir .. "/empty.json")
+    assert.are.equal("json", e.errors[1].keyword)
+    local none, err = c:validate_file(dir .. "/missing.json")
+    assert.is_nil(none)
+    assert.are.equal(dir .. "/missing.json: No such file or directory", err)
+    local d, derr = schema.decode_file(dir)
+    assert.is_nil(d)
+    assert.are.equal(dir .. ": not a regular file", derr)
+    sitefix.rmdir(dir)
+  end)
+end)
+
 describe("px.schema.compile errors", function()
   local function cerr(s, strict)
     local c, err = schema.compile(type(s) == "string" and s or json.encode(s), { strict = strict, name = "t.json" })

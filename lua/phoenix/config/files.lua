@@ -36,11 +36,14 @@ local function hint_for(issue)
   if issue.keyword == "json" then return "fix the JSON syntax (a missing comma, quote or bracket?)" end
   if issue.keyword == "additionalProperties" then return "check the spelling; phoenix ignores this field" end
   if issue.keyword == "required" then return "add the field" end
+  if issue.keyword == "x-warning" and issue.message:find("^plain%-text") then
+    return 'replace it with {"secret": "env:NAME"} or {"secret": "file:/path"}'
+  end
   return nil
 end
 
 -- read(dir, problems, opts) -> docs
--- docs[key] = { name, value, order, defaults } for each file present.
+-- docs[key] = { name, text, value, order, defaults, collected } for each file present.
 function M.read(dir, problems, opts)
   local docs = {}
   local sdir = opts.schemas_dir or M.schemas_dir()
@@ -51,31 +54,59 @@ function M.read(dir, problems, opts)
   end
   for _, f in ipairs(M.FILES) do
     local path = dir .. "/" .. f.name
-    local text, rerr = fs.read(path)
-    if not text then
-      if fs.exists(path) or f.required then
-        problems:error(f.name, "", (fs.exists(path) and "cannot read the file: " or "missing: ") .. rerr,
-          not fs.exists(path) and ("every site has " .. f.name) or nil)
-      end
+    if not fs.exists(path) then
+      if f.required then problems:error(f.name, "", "missing: " .. path, "every site has " .. f.name) end
     else
       local c, serr = schema_for(sdir, f.name)
       if not c then
         problems:error(f.name, "", serr, "the phoenix installation is incomplete (schemas/)")
       else
-        local r = c:validate(text, { unknown = "warning", value = true, order = true })
-        for _, e in ipairs(r.errors) do
-          problems:add("error", f.name, e.pointer, e.message, hint_for(e), e.line)
-        end
-        for _, w in ipairs(r.warnings) do
-          problems:add("warning", f.name, w.pointer, w.message, hint_for(w), w.line)
-        end
-        if r.value ~= nil then
-          docs[f.key] = { name = f.name, value = r.value, order = r.order, defaults = r.defaults, valid = r.valid }
+        -- validate_file maps the file: no copy of a large file into a Lua string
+        local r, rerr = c:validate_file(path, { unknown = "warning", value = true, order = 1, text = true })
+        if not r then
+          problems:error(f.name, "", "cannot read the file: " .. rerr)
+        else
+          for _, e in ipairs(r.errors) do
+            problems:add("error", f.name, e.pointer, e.message, hint_for(e), e.line)
+          end
+          for _, w in ipairs(r.warnings) do
+            problems:add("warning", f.name, w.pointer, w.message, hint_for(w), w.line)
+          end
+          if r.value ~= nil then
+            docs[f.key] = { name = f.name, text = r.text, value = r.value, order = r.order, defaults = r.defaults,
+              collected = r.collected, valid = r.valid }
+          end
         end
       end
     end
   end
   return docs
+end
+
+-- as_written(docs) -> the files' decoded values, decoded again (from the
+-- text that was validated) on first access: the loader normalises the
+-- values px.schema returned in place, so pristine copies are made only
+-- when someone looks at them.
+function M.as_written(docs)
+  local texts = {}
+  for key, d in pairs(docs) do texts[key] = d.text end
+  local files = {}
+  local function get(t, key)
+    local text = texts[key]
+    if text == nil then return nil end
+    local v = assert(schema.decode(text))
+    rawset(t, key, v)
+    return v
+  end
+  return setmetatable(files, {
+    __index = get,
+    __pairs = function(t)
+      for key in pairs(texts) do
+        if rawget(t, key) == nil then get(t, key) end
+      end
+      return next, t, nil
+    end,
+  })
 end
 
 return M

@@ -30,30 +30,28 @@ local function site_dir(dir, v)
   return dir .. "/" .. v
 end
 
--- Stack secrets are read only for the environments some VM deploys: a
--- testing environment's password need not be set to converge production.
-local function resolve_stack_secrets(work, docs, problems, opts)
-  local defs = work.stacks and work.stacks.docker_stacks
-  if not defs then return end
-  local done = {}
+-- Stack secrets are read only for the environments some VM deploys (and
+-- git credentials): a testing environment's password need not be set to
+-- converge production.
+local function stack_secret_filter(work)
+  local defs = work.stacks and work.stacks.docker_stacks or {}
+  local prefixes = {}
   for _, vm in ipairs(work.vm and work.vm.vms or {}) do
     for _, s in ipairs(vm.docker_stacks or {}) do
       local name = type(s) == "table" and s.name or s
       local def = defs[name]
-      local env = def and normalize.stack_env(def, type(s) == "table" and s.environment or nil)
-      local key = tostring(name) .. "\0" .. tostring(env)
-      if def and def.environments and def.environments[env] and not done[key] then
-        done[key] = true
-        secrets.resolve(def.environments[env], docs.stacks.name, problems, opts,
-          util.pointer("/docker_stacks", name, "environments", env))
+      if def then
+        local env = normalize.stack_env(def, type(s) == "table" and s.environment or nil)
+        prefixes[#prefixes + 1] = util.pointer("/docker_stacks", name, "environments", env) .. "/"
       end
     end
   end
-  for _, name in ipairs(util.keys(defs)) do
-    local def = defs[name]
-    if def.git and def.git.credentials then
-      secrets.resolve(def.git.credentials, docs.stacks.name, problems, opts, util.pointer("/docker_stacks", name, "git", "credentials"))
+  return function(ptr)
+    if ptr:match("^/docker_stacks/[^/]+/git/") then return true end
+    for _, p in ipairs(prefixes) do
+      if ptr:sub(1, #p) == p then return true end
     end
+    return false
   end
 end
 
@@ -68,23 +66,26 @@ function M.load(dir, opts)
   -- Schema errors first: the checks below rely on the shapes the schemas guarantee.
   if problems:has_errors() then return nil, problems.list end
 
-  local raw = {}
-  for key, d in pairs(docs) do raw[key] = d.value end
+  -- px.schema's values are ours: normalise them in place (site.files decodes again when read)
   local work = {}
-  for key, v in pairs(raw) do work[key] = util.copy(v) end
-  for key, d in pairs(docs) do secrets.plain_text(raw[key], d.name, problems) end
+  for key, d in pairs(docs) do work[key] = d.value end
+  local order = {}
+  for key, d in pairs(docs) do order[key] = d.order end
   if opts.resolve_secrets ~= false then
-    for key, d in pairs(docs) do
-      if key ~= "stacks" then secrets.resolve(work[key], d.name, problems, opts) end
+    for _, f in ipairs(files.FILES) do
+      local d = docs[f.key]
+      if d then
+        secrets.resolve(work[f.key], d.collected, d.name, problems, opts, f.key == "stacks" and stack_secret_filter(work) or nil)
+      end
     end
-    resolve_stack_secrets(work, docs, problems, opts)
   end
 
   normalize.apply_defaults(work, docs)
+  local hyp = work.hypervisor
+  local fw_ptr = (hyp.firewall == nil and type(hyp.shared_volumes) == "table"
+    and hyp.shared_volumes.firewall ~= nil) and "/shared_volumes/firewall" or "/firewall"
   local host = normalize.host(work.hypervisor, problems)
-  local fw_ptr = (raw.hypervisor.firewall == nil and type(raw.hypervisor.shared_volumes) == "table"
-    and raw.hypervisor.shared_volumes.firewall ~= nil) and "/shared_volumes/firewall" or "/firewall"
-  local cts = normalize.containers(work.lxc, raw.lxc, docs.lxc and docs.lxc.order, problems, host)
+  local cts = normalize.containers(work.lxc, order.lxc, problems, host)
   local vms = normalize.vms(work.vm, problems, host)
 
   local list, by_id, builder = resources.build({
@@ -96,7 +97,7 @@ function M.load(dir, opts)
   if problems:has_errors() then return nil, problems.list end
   local site = {
     dir = dir,
-    files = raw,
+    files = files.as_written(docs),
     host = host,
     target = host.target and util.copy(host.target) or nil,
     recipes_dir = site_dir(dir, host.recipes_dir),

@@ -152,13 +152,24 @@ local function normal_net(nc)
   if type(nc.mac) == "string" then nc.mac = nc.mac:upper() end
 end
 
--- containers(work, raw, problems, host) -> list of { id, ptr, want }
-function M.containers(lxc_doc, raw_doc, order, problems, host)
+-- containers(lxc_doc, order, problems, host) -> list of { id, ptr, want }
+-- (order: px.schema's key order of the file's objects, for file order)
+function M.containers(lxc_doc, order, problems, host)
   local out = {}
   local cts = lxc_doc and lxc_doc.lxc_configs
   if type(cts) ~= "table" then return out end
-  local shared = host.shared_volumes or {}
-  for _, key in ipairs(util.keys(raw_doc.lxc_configs, order)) do
+  -- shared volume mounts by CTID, volumes in name order
+  local shared, mounts_of = host.shared_volumes or {}, {}
+  for _, vname in ipairs(util.keys(shared)) do
+    local vol = shared[vname]
+    for id, cpath in pairs(type(vol) == "table" and vol.mounts or {}) do
+      local list = mounts_of[id] or {}
+      mounts_of[id] = list
+      list[#list + 1] = { volume = vname, host_path = vol.host_path, container_path = cpath,
+        read_only = vol.read_only, owner_uid = vol.owner_uid, owner_gid = vol.owner_gid }
+    end
+  end
+  for _, key in ipairs(util.keys(cts, order)) do
     local want = cts[key]
     local ptr = util.pointer("/lxc_configs", key)
     want.ctid = math.tointeger(tonumber(key))
@@ -168,16 +179,7 @@ function M.containers(lxc_doc, raw_doc, order, problems, host)
     if type(want.mac_address) == "string" then want.mac_address = want.mac_address:upper() end
     normal_net(want.network_config)
     want.domain_name = host.domain_name
-    local mounts = util.list()
-    for _, vname in ipairs(util.keys(shared)) do
-      local vol = shared[vname]
-      local cpath = type(vol) == "table" and vol.mounts and vol.mounts[key]
-      if cpath then
-        mounts[#mounts + 1] = { volume = vname, host_path = vol.host_path, container_path = cpath,
-          read_only = vol.read_only, owner_uid = vol.owner_uid, owner_gid = vol.owner_gid }
-      end
-    end
-    want.shared_volumes = mounts
+    want.shared_volumes = util.list(mounts_of[key])
     out[#out + 1] = { id = want.ctid, ptr = ptr, want = want }
   end
   return out

@@ -46,7 +46,7 @@ function Builder:host_resources()
   for i, p in ipairs(zfs.pools or {}) do
     local level = p.raid_level:lower()
     self:add("zfs_pool", p.name, "host", { name = p.name, raid_level = level == "stripe" and "single" or level,
-      disks = util.list(util.copy(p.disks)) }, HYP, util.pointer("/zfs/pools", i - 1))
+      disks = p.disks }, HYP, util.pointer("/zfs/pools", i - 1))
   end
   for i, ds in ipairs(zfs.datasets or {}) do
     local full = ds.pool .. "/" .. ds.name
@@ -78,26 +78,26 @@ function Builder:host_resources()
   end
   local net = host.network or {}
   for i, b in ipairs(net.interfaces or {}) do
-    local want = util.copy(b)
-    want.dns_nameservers = util.list(want.dns_nameservers or {})
+    local want = b
+    want.dns_nameservers = want.dns_nameservers or util.list()
     self:add("network_bridge", b.name, "host", want, HYP, #net.interfaces > 1 and util.pointer("/network/interfaces", i - 1)
       or "/network/interfaces")
   end
   if host.timezone then self:add("timezone", "host", "host", { timezone = host.timezone }, HYP, "/timezone") end
   for i, u in ipairs(host.users or {}) do
-    local want = util.copy(u)
+    local want = u
     local keys = util.list(want.ssh_public_keys or {})
     if type(want.ssh_public_key) == "string" and want.ssh_public_key ~= "" then table.insert(keys, 1, want.ssh_public_key) end
     want.ssh_public_keys, want.ssh_public_key = keys, nil
     self:add("users", u.username, "host", want, HYP, #host.users > 1 and util.pointer("/users", i - 1) or "/users")
   end
   if host.nfs and host.nfs.exports then
-    local r = self:add("nfs_exports", "host", "host", { exports = util.copy(host.nfs.exports) }, HYP, "/nfs")
+    local r = self:add("nfs_exports", "host", "host", { exports = host.nfs.exports }, HYP, "/nfs")
     for _, e in ipairs(host.nfs.exports) do dep(r, self:dataset_of(e.path), by_id) end
   end
   if host.samba then
-    local want = util.copy(host.samba)
-    want.shares = util.list(want.shares or {})
+    local want = host.samba
+    want.shares = want.shares or util.list()
     local r = self:add("samba_shares", "host", "host", want, HYP, "/samba")
     for _, s in ipairs(want.shares) do
       if s.path:sub(1, 1) ~= "/" then
@@ -107,13 +107,13 @@ function Builder:host_resources()
       dep(r, self:dataset_of(s.path), by_id)
     end
   end
-  if host.nvidia_driver then self:add("nvidia", "host", "host", util.copy(host.nvidia_driver), HYP, "/nvidia_driver") end
+  if host.nvidia_driver then self:add("nvidia", "host", "host", host.nvidia_driver, HYP, "/nvidia_driver") end
   local fw = host.firewall
   if fw then
     local ptr = self.firewall_ptr
     self:add("firewall", "cluster", "host", { enabled = fw.enabled ~= false, policy_in = fw.default_input_policy,
       policy_out = fw.default_output_policy }, HYP, ptr)
-    local r = self:add("firewall", "host", "host", { rules = util.list(util.copy(fw.global_firewall_rules or {})) }, HYP, ptr)
+    local r = self:add("firewall", "host", "host", { rules = fw.global_firewall_rules or util.list() }, HYP, ptr)
     dep(r, "firewall:cluster", by_id)
   end
 end
@@ -181,7 +181,7 @@ function Builder:guests()
     if fw then
       local r = self:add("firewall", tostring(g.id), "host", { vmid = g.id, guest = g.kind .. ":" .. g.id,
         kind = g.kind, enabled = fw.enabled ~= false, policy_in = fw.policy_in, policy_out = fw.policy_out,
-        rules = util.list(util.copy(fw.rules or {})) }, g.file, g.ptr .. "/firewall")
+        rules = fw.rules or util.list() }, g.file, g.ptr .. "/firewall")
       dep(r, g.kind .. ":" .. g.id)
       dep(r, "firewall:cluster", by_id)
     end
@@ -257,8 +257,8 @@ function Builder:stacks()
         local endpoint = by_id["portainer_endpoint:" .. g.id] and ("portainer_endpoint:" .. g.id) or nil
         local r = self:add("stack", name, "sync", {
           stack = s.name, vmid = g.id, guest = "vm:" .. g.id, environment = env,
-          description = st.description, compose_file_path = st.compose_file_path, git = util.copy(st.git),
-          variables = vars, files = util.list(util.copy(e.files or {})), services = util.copy(e.services or {}),
+          description = st.description, compose_file_path = st.compose_file_path, git = st.git,
+          variables = vars, files = e.files or util.list(), services = e.services or {},
           endpoint = endpoint,
         }, VM, util.pointer(g.ptr .. "/docker_stacks", j - 1))
         dep(r, "vm:" .. g.id)
@@ -284,7 +284,8 @@ function Builder:edge()
   if step then
     local g = self:guests_where(function(w) return has_feature(w, "step_ca") end)[1]
     if g then
-      local want = util.copy(step)
+      local want = {}
+      for k, v in pairs(step) do want[k] = v end
       want.guest, want.ip = g.kind .. ":" .. g.id, guest_ip(g.want)
       want.ca_url = want.ca_url or ("https://" .. (want.ip or want.dns_name) .. ":9000")
       local r = self:add("step_ca", "config", "sync", want, HYP, "/step_ca")
@@ -323,7 +324,8 @@ function Builder:edge()
     end
   end
   if host.dns_server then
-    local want = util.copy(host.dns_server)
+    local want = {}
+    for k, v in pairs(host.dns_server) do want[k] = v end
     want.domain_name = host.domain_name
     local records = util.list()
     for _, g in ipairs(self.all_guests) do
@@ -346,8 +348,8 @@ end
 
 function Builder:site_resources()
   for i, e in ipairs(self.host.site_resources or {}) do
-    local want = util.copy(e)
-    local deps = util.list(util.copy(e.depends_on or {}))
+    local want = e
+    local deps = util.list({ table.unpack(e.depends_on or {}) })
     self:add(e.type, e.name, e.scope or "host", want, HYP, util.pointer("/site_resources", i - 1), deps)
   end
 end

@@ -36,34 +36,22 @@ function M.pointer(...)
   return table.concat(out)
 end
 
-local function tokens(ptr)
-  local out = {}
-  for tok in ptr:gmatch("/([^/]*)") do
-    out[#out + 1] = tok:gsub("~1", "/"):gsub("~0", "~")
-  end
-  return out
-end
-
--- The table that holds the last token of ptr, and that token as a key
--- (list indices are 0-based in pointers, 1-based in Lua).
-local function parent_of(doc, ptr)
-  local toks = tokens(ptr)
-  local node = doc
-  for i = 1, #toks - 1 do
-    if type(node) ~= "table" then return nil end
-    local t = toks[i]
-    node = M.is_list(node) and node[(tonumber(t) or -1) + 1] or node[t]
-  end
-  if type(node) ~= "table" or #toks == 0 then return nil end
-  local last = toks[#toks]
-  if M.is_list(node) then return node, (tonumber(last) or -1) + 1 end
-  return node, last
-end
-
--- Sets doc[ptr] = value unless something is there already.
+-- Sets doc[ptr] = value unless something is there already (list indices
+-- are 0-based in pointers, 1-based in Lua). Walks the pointer without
+-- building a token list: the loader calls this for every schema default.
 function M.set_default(doc, ptr, value)
-  local parent, key = parent_of(doc, ptr)
-  if parent and parent[key] == nil then parent[key] = M.copy(value) end
+  local node, key = nil, nil
+  for tok in ptr:gmatch("/([^/]*)") do
+    if node == nil then
+      node = doc
+    else
+      node = node[key]
+    end
+    if type(node) ~= "table" then return end
+    if tok:find("~", 1, true) then tok = tok:gsub("~1", "/"):gsub("~0", "~") end
+    key = getmetatable(node) == json.array_mt and (tonumber(tok) or -1) + 1 or tok
+  end
+  if node ~= nil and node[key] == nil then node[key] = M.copy(value) end
 end
 
 -- Problems: { severity, file, pointer, message, hint, line }.

@@ -15,6 +15,10 @@ local M = {
   },
 }
 
+local function plural(n, word)
+  return string.format("%d %s%s", n, word, n == 1 and "" or "s")
+end
+
 local function text_report(dir, site, problems)
   local errors, warnings = {}, {}
   for _, p in ipairs(problems) do
@@ -34,11 +38,10 @@ local function text_report(dir, site, problems)
   if site then
     local n = { lxc = 0, vm = 0 }
     for _, r in ipairs(site.resources) do n[r.type] = (n[r.type] or 0) + 1 end
-    out[#out + 1] = string.format("%s: valid: %d containers, %d VMs, %d resources, %d warning%s", dir, n.lxc, n.vm,
-      #site.resources, #warnings, #warnings == 1 and "" or "s")
+    out[#out + 1] = string.format("%s: valid: %s, %s, %s, %s", dir, plural(n.lxc, "container"), plural(n.vm, "VM"),
+      plural(#site.resources, "resource"), plural(#warnings, "warning"))
   else
-    out[#out + 1] = string.format("%s: not valid: %d error%s, %d warning%s", dir, #errors, #errors == 1 and "" or "s",
-      #warnings, #warnings == 1 and "" or "s")
+    out[#out + 1] = string.format("%s: not valid: %s, %s", dir, plural(#errors, "error"), plural(#warnings, "warning"))
   end
   return table.concat(out, "\n") .. "\n"
 end

@@ -251,11 +251,13 @@ local function shared_volumes(b)
   end
 end
 
+-- A safety net: every dependency must name a resource of the site. Guest
+-- references and site_resources' depends_on are reported by refs() with a
+-- better message.
 local function dangling(b)
   for _, r in ipairs(b.resources) do
     for _, d in ipairs(r.deps) do
-      if not b.by_id[d] then
-        -- guest references are reported by refs() with a better message
+      if not b.by_id[d] and not r.source.pointer:find("^/site_resources/") then
         if not d:match("^lxc:") and not d:match("^vm:") then
           b.problems:error(r.source.file, r.source.pointer, r.id .. " depends on " .. d .. ", which this site does not declare")
         end

@@ -178,6 +178,8 @@ function M.containers(lxc_doc, order, problems, host)
     want.gpu_assignment = gpus(want.gpu_assignment, LXC, ptr .. "/gpu_assignment", problems)
     if type(want.mac_address) == "string" then want.mac_address = want.mac_address:upper() end
     normal_net(want.network_config)
+    -- the schema default covers a network_config written in the file, not one from proxmox_defaults
+    if want.network_config and want.network_config.name == nil then want.network_config.name = "eth0" end
     want.domain_name = host.domain_name
     want.shared_volumes = util.list(mounts_of[key])
     out[#out + 1] = { id = want.ctid, ptr = ptr, want = want }

@@ -64,7 +64,7 @@ function Builder:host_resources()
       local sid = M.storage_id(ds)
       local full = ds.pool .. "/" .. ds.name
       local want = { storage = sid, type = ds.proxmox_storage_type,
-        content = util.split_list(ds.proxmox_content_type or (ds.proxmox_storage_type == "dir" and "images,rootdir" or "images,rootdir")),
+        content = util.split_list(ds.proxmox_content_type or "images,rootdir"),
         dataset = full }
       if ds.proxmox_storage_type == "zfspool" then want.pool = full else want.path = by_id["zfs_dataset:" .. full].want.mountpoint end
       local r = self:add("pve_storage", sid, "host", want, HYP, util.pointer("/zfs/datasets", i - 1, "proxmox_storage_type"))

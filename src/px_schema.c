@@ -2200,7 +2200,10 @@ static void value_text(const struct jnode *n, char *buf, size_t len) {
         while (cut > 0 && ((unsigned char)n->u.str.s[cut] & 0xC0) == 0x80) cut--;
         more = 1;
       }
-      if (len < cut + 8) return;
+      if (len < cut + 8) {
+        if (len) buf[0] = '\0';
+        return;
+      }
       buf[o++] = '"';
       for (size_t i = 0; i < cut; i++) {
         unsigned char ch = (unsigned char)n->u.str.s[i];

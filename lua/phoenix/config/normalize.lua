@@ -12,8 +12,10 @@ local HYP, LXC, VM = "phoenix_hypervisor_config.json", "phoenix_lxc_configs.json
 -- default pct_options; a list `features` is the default feature scripts.
 local function merge_lxc_defaults(ct, d, pct)
   for k, v in pairs(d) do
-    if (k == "features" and type(v) == "string") or k == "nesting" then
-      -- legacy pct feature flags: in pct (legacy_pct)
+    -- the legacy pct feature flags (string features, nesting) arrive in pct (legacy_pct)
+    local legacy = (k == "features" and type(v) == "string") or k == "nesting"
+    if legacy or k == "security" then
+      goto continue
     elseif k == "network_config" then
       if type(v) == "table" then
         if ct.network_config == nil then
@@ -24,9 +26,10 @@ local function merge_lxc_defaults(ct, d, pct)
           end
         end
       end
-    elseif k ~= "security" and ct[k] == nil then
+    elseif ct[k] == nil then
       ct[k] = util.copy(v)
     end
+    ::continue::
   end
   if ct.pct_options == nil and #pct > 0 then ct.pct_options = util.list({ table.unpack(pct) }) end
 end

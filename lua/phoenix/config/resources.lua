@@ -5,8 +5,7 @@ local util = require "phoenix.config.util"
 
 local M = {}
 
-local HYP, LXC, VM, STACKS = "phoenix_hypervisor_config.json", "phoenix_lxc_configs.json",
-  "phoenix_vm_configs.json", "phoenix_stacks_config.json"
+local HYP, LXC, VM = "phoenix_hypervisor_config.json", "phoenix_lxc_configs.json", "phoenix_vm_configs.json"
 
 local Builder = {}
 Builder.__index = Builder
@@ -209,7 +208,7 @@ local function has_feature(want, name)
 end
 
 function Builder:portainer()
-  local host, by_id = self.host, self.by_id
+  local host = self.host
   local net, api = host.network or {}, host.portainer_api or {}
   local servers = self:guests_where(function(w) return w.portainer_role == "primary" or w.portainer_role == "server" end)
   local server = servers[1]
@@ -378,5 +377,4 @@ function M.build(ctx)
   return b.resources, b.by_id, b
 end
 
-M.STACKS = STACKS
 return M

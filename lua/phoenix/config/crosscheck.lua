@@ -123,7 +123,7 @@ local function duplicates(b)
     if a then ips[a] = { what = "the host bridge " .. br.name } end
   end
   for _, g in ipairs(b.all_guests) do
-    local w, what = g.want, kind_name(g.kind) .. " " .. g.id
+    local w, what = g.want, kind_name(g.kind) .. " " .. g.sid
     local nc = w.network_config or {}
     local ip = util.address(nc.ip)
     if ip then

@@ -153,6 +153,22 @@ describe("converging verbs", function()
     assert.is_nil(fs.read(dir .. "/root/a.txt"))
   end)
 
+  it("puts the engine at the REPL prompt", function()
+    local r = px({ "repl", "--no-history", "--config-dir", site, "--lock-file", lockf }, {
+      stdin = 'site().by_id["note:b"].deps[1]\nplan("note:a")\nconverge("note:b")\ninspect("note:b")\ndiff("c")\n',
+    })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches('"note:a"', r.stdout, 1, true)
+    assert.matches("note:a  note /a.txt\n  + text: A", r.stdout, 1, true)
+    assert.matches("converge: 0 ok, 2 changed", r.stdout, 1, true)
+    assert.matches('{ exists = true, text = "B" }', r.stdout, 1, true)
+    assert.matches('action = "create"', r.stdout, 1, true)
+    assert.is_nil(fs.read(dir .. "/root/c.txt"))
+    r = px({ "repl", "--no-history", "--config-dir", site }, { stdin = 'inspect("note:zz")\n' })
+    assert.are.equal(1, r.code)
+    assert.matches("no resource note:zz", r.stderr, 1, true)
+  end)
+
   it("rejects unknown options and targets with exit 2", function()
     local r = px({ "converge", "--config-dir", site, "--bogus" })
     assert.are.equal(2, r.code)

@@ -155,7 +155,7 @@ describe("converging verbs", function()
 
   it("puts the engine at the REPL prompt", function()
     local r = px({ "repl", "--no-history", "--config-dir", site, "--lock-file", lockf }, {
-      stdin = 'site().by_id["note:b"].deps[1]\nplan("note:a")\nconverge("note:b")\ninspect("note:b")\ndiff("c")\n',
+      stdin = 'site().by_id["note:b"].deps[1]\nplan("note:a")\nconverge("note:b")\ninspect("note:b")\ndiff("note:c")\n',
     })
     assert.are.equal(0, r.code, r.stderr)
     assert.matches('"note:a"', r.stdout, 1, true)

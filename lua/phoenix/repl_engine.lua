@@ -75,7 +75,7 @@ function M.env(opts)
     plan = function(id)
       local rep = engine_run(id and { (resource(id)) } or scope(nil), "plan")
       get().target:forget()
-      io.stdout:write(report.plan_text(rep))
+      io.stdout:write(report.plan_text(rep, run.describe_fn(get())))
     end,
     converge = function(id)
       local held, err = lock.acquire(opts["lock-file"] or lock.default_path, opts["lock-timeout"] or 30, "phoenix repl")

@@ -37,16 +37,29 @@ describe("phoenix.portainer", function()
   end)
 
   describe("auth", function()
-    it("initialises the administrator of a brand-new Portainer, then logs in", function()
+    it("initialises the administrator of a brand-new Portainer at the first change, not before", function()
       start { version = "2.21.4" }
       local c = assert(portainer.connect(target(), conn()))
       assert.same({ 2, 21, 4 }, c.version)
+      assert.is_true(c.fresh)
+      assert.same({}, assert(c:endpoints()))
+      assert.same({}, assert(c:stacks()))
+      assert.same({ "GET /api/status", "POST /api/auth", "GET /api/users/admin/check" }, seen)
+      assert.same({}, backend:control("state").users)
+      assert(c:create_agent_endpoint("a", "tcp://10.0.0.9:9001"))
       assert.is_true(c.initialised_admin)
-      assert.same({ "GET /api/status", "POST /api/auth", "GET /api/users/admin/check",
-        "POST /api/users/admin/init", "POST /api/auth" }, seen)
+      assert.same({ "POST /api/users/admin/init", "POST /api/auth", "POST /api/endpoints" }, { table.unpack(seen, 4) })
       assert.matches("^Bearer [%w_%-]+%.[%w_%-]+%.[%w_%-]+$", c.http.headers.Authorization)
-      local list = assert(c:endpoints())
-      assert.same({}, list)
+      assert.equal(1, #assert(c:endpoints()))
+    end)
+
+    it("reports an administrator password Portainer refuses", function()
+      start { version = "2.21.4" }
+      local c = assert(portainer.connect(target(), conn { password = "short" }))
+      local e, err = c:create_agent_endpoint("a", "tcp://10.0.0.9:9001")
+      assert.is_nil(e)
+      assert.matches("^initialising the administrator of a new Portainer: POST https://localhost:%d+/api/users/admin/init: "
+        .. "400 Bad Request: Invalid request payload %(Password does not meet the requirements", err)
     end)
 
     it("logs in once per run and shares the client", function()

@@ -7,6 +7,7 @@ M.TYPE_AGENT = 2
 
 -- endpoints() -> list | nil, msg (GET /api/endpoints, once per run)
 function M:endpoints()
+  if self.fresh then return {} end
   return self:memo("endpoints", function()
     local list, err = self:call { path = "/api/endpoints", query = { excludeSnapshots = "true" } }
     if not list then return nil, err end
@@ -30,6 +31,8 @@ end
 -- 2.23). An agent speaks TLS with its own certificate, so Portainer wants
 -- TLS with verification off in both directions.
 function M:create_agent_endpoint(name, url)
+  local ok, werr = self:writable()
+  if not ok then return nil, werr end
   local e, err = self:call { method = "POST", path = "/api/endpoints", form = {
     { "Name", name }, { "EndpointCreationType", M.TYPE_AGENT }, { "URL", url }, { "GroupID", 1 },
     { "TLS", "true" }, { "TLSSkipVerify", "true" }, { "TLSSkipClientVerify", "true" },
@@ -41,6 +44,8 @@ end
 
 -- update_endpoint_url(e, url) -> environment | nil, msg (PUT /api/endpoints/{id}, JSON)
 function M:update_endpoint_url(e, url)
+  local ok, werr = self:writable()
+  if not ok then return nil, werr end
   local r, err = self:call { method = "PUT", path = "/api/endpoints/" .. string.format("%d", e.Id), json = { URL = url } }
   self:forget("endpoints")
   return r, err

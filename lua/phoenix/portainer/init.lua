@@ -4,8 +4,8 @@
 -- initialising the admin of a brand-new Portainer), and keeps the
 -- environment and stack lists for the run, so a no-op sync costs a handful
 -- of requests however many stacks there are.
-local async = require "phoenix.async"
 local http = require "phoenix.http"
+local runcache = require "phoenix.runcache"
 local version = require "phoenix.portainer.version"
 local log = require "px.log"
 
@@ -14,32 +14,7 @@ local M = {}
 local Client = {}
 Client.__index = Client
 
--- The run-scoped store: the target's per-run cache, else one per target.
-local fallback = setmetatable({}, { __mode = "k" })
-local function store_of(target)
-  if type(target) == "table" and type(target.cache) == "table" then return target.cache end
-  fallback[target] = fallback[target] or {}
-  return fallback[target]
-end
-
--- memo(store, key, fn) -> fn()'s results, once; concurrent callers wait for
--- the first. keep_failure: also remember a failed (nil, msg) result.
-local function memo(store, key, fn, keep_failure)
-  while store[key] and store[key].busy do async.sleep(0.005) end
-  local e = store[key]
-  if e then return table.unpack(e.values, 1, e.values.n) end
-  store[key] = { busy = true }
-  local values = table.pack(pcall(fn))
-  if not values[1] then
-    store[key] = nil
-    error(values[2], 0)
-  end
-  values = table.pack(table.unpack(values, 2, values.n))
-  if values[1] == nil and not keep_failure then store[key] = nil else store[key] = { values = values } end
-  return table.unpack(values, 1, values.n)
-end
-
-function Client:memo(key, fn) return memo(self.cache, key, fn) end
+function Client:memo(key, fn) return runcache.memo(self.cache, key, fn) end
 function Client:forget(key) self.cache[key] = nil end
 
 -- A 401 after login means the key or token stopped working: say which.
@@ -66,8 +41,10 @@ local function login(c, conn)
   return false, err
 end
 
--- Logs in; a Portainer without an administrator gets one first
--- (POST /api/users/admin/init). Refused credentials are one error.
+-- Logs in. A Portainer without an administrator (brand-new) is marked
+-- fresh: it has no environments or stacks, and its administrator is
+-- created by the first change (writable), never while inspecting.
+-- Refused credentials are one error.
 local function authenticate(c, conn)
   if conn.api_key then
     c.http.headers["X-API-Key"] = conn.api_key
@@ -81,20 +58,35 @@ local function authenticate(c, conn)
   if jwt == false then
     local _, _, res = c.http:request { method = "GET", path = "/api/users/admin/check", expect = { 204 } }
     if res and res.status == 404 then
-      local ok, ierr = c.http:json { method = "POST", path = "/api/users/admin/init",
-        json = { Username = conn.username, Password = conn.password } }
-      if not ok then return nil, "initialising the administrator of a new Portainer: " .. ierr end
-      log.info(string.format("portainer %s: initialised administrator '%s'", c.url, conn.username))
-      c.initialised_admin = true
-      jwt, err = login(c, conn)
+      c.fresh, c.conn = true, conn
+      return true
     end
-    if not jwt then
-      return nil, string.format("login as '%s' refused: %s (check portainer_api.admin_user and admin_password)",
-        conn.username, err)
-    end
+    return nil, string.format("login as '%s' refused: %s (check portainer_api.admin_user and admin_password)",
+      conn.username, err)
   end
   log.redact(jwt)
   c.http.headers.Authorization = "Bearer " .. jwt
+  return true
+end
+
+-- writable() -> true | nil, msg: initialises the administrator of a fresh
+-- Portainer (POST /api/users/admin/init) and logs in, once.
+function Client:writable()
+  if not self.fresh then return true end
+  local entry = runcache.memo(self.cache, "admin-init", function()
+    local conn = self.conn
+    local ok, err = self.http:json { method = "POST", path = "/api/users/admin/init",
+      json = { Username = conn.username, Password = conn.password } }
+    if not ok then return { err = "initialising the administrator of a new Portainer: " .. err } end
+    log.info(string.format("portainer %s: initialised administrator '%s'", self.url, conn.username))
+    local jwt, lerr = login(self, conn)
+    if not jwt then return { err = "login after initialising the administrator: " .. tostring(lerr) } end
+    log.redact(jwt)
+    self.http.headers.Authorization = "Bearer " .. jwt
+    self.fresh, self.initialised_admin = false, true
+    return { ok = true }
+  end, true)
+  if entry.err then return nil, entry.err end
   return true
 end
 
@@ -104,9 +96,9 @@ end
 -- Once per run and URL: later calls (other resources) get the same client,
 -- or the same error without another attempt.
 function M.connect(target, conn)
-  local store = store_of(target)
+  local store = runcache.store(target)
   local key = "portainer:" .. conn.url .. "|" .. tostring(conn.username or "(api key)")
-  local entry = memo(store, key, function()
+  local entry = runcache.memo(store, key, function()
     for _, s in ipairs { conn.password, conn.api_key } do log.redact(s) end
     local c = setmetatable({ url = conn.url, api_key = conn.api_key, cache = {} }, Client)
     c.http = http.client { base = conn.url, cafile = conn.cafile, insecure = conn.insecure,
@@ -123,9 +115,29 @@ function M.connect(target, conn)
   return entry.client
 end
 
+-- conn_for(endpoint_want, options) -> conn | nil, msg
+-- The connection settings a portainer_endpoint resource carries (from the
+-- hypervisor file's portainer_api and network), plus the run's HTTP knobs.
+-- URL: portainer_api.url, else https://<portainer_hostname or server IP>:<port>.
+function M.conn_for(w, options)
+  local s = w.server or {}
+  local url = s.url
+  if not url then
+    local host = s.hostname or s.ip
+    if not host then
+      return nil, "no Portainer server: give a guest portainer_role primary/server, or set portainer_api.url"
+    end
+    url = "https://" .. host .. ":" .. tostring(s.port or 9443)
+  end
+  options = options or {}
+  return { url = url, cafile = s.ca_file, insecure = s.insecure, username = w.admin_user,
+    password = w.admin_password, api_key = w.api_token, timeout_ms = options.http_timeout_ms,
+    retries = options.http_retries, backoff = options.http_backoff, on_request = options.on_http_request }
+end
+
 -- Every run starts from Portainer's state: drop this run's client (tests).
 function M.reset(target)
-  local store = store_of(target)
+  local store = runcache.store(target)
   for k in pairs(store) do
     if type(k) == "string" and k:find("^portainer:") then store[k] = nil end
   end

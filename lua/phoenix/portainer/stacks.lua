@@ -14,6 +14,7 @@ local DEPLOY_MS = 600000
 
 -- stacks() -> list | nil, msg (GET /api/stacks, once per run)
 function M:stacks()
+  if self.fresh then return {} end
   return self:memo("stacks", function()
     local list, err = self:call { path = "/api/stacks" }
     if not list then return nil, err end
@@ -47,6 +48,8 @@ end
 -- route; 2.19.1 restored it as a deprecated alias). An unknown version
 -- tries the new route and falls back when it does not exist.
 function M:create_stack(endpoint_id, spec)
+  local ok0, werr = self:writable()
+  if not ok0 then return nil, werr end
   local method, body = "string", { Name = spec.name, Env = spec.env }
   if spec.git then
     local g = spec.git
@@ -77,6 +80,8 @@ end
 
 -- update_stack(stack, endpoint_id, { content, env, prune, pull }) -> stack | nil, msg
 function M:update_stack(stack, endpoint_id, o)
+  local ok0, werr = self:writable()
+  if not ok0 then return nil, werr end
   local s, err = self:call { method = "PUT", path = "/api/stacks/" .. id(stack.Id), query = { endpointId = endpoint_id },
     json = { StackFileContent = o.content, Env = o.env, Prune = o.prune == true, PullImage = o.pull == true }, timeout_ms = DEPLOY_MS }
   self:forget("stacks")
@@ -86,6 +91,8 @@ end
 -- redeploy_stack(stack, endpoint_id, { ref, env, prune, pull, username, password }) -> stack | nil, msg
 -- Portainer pulls the ref again and redeploys with the given Env.
 function M:redeploy_stack(stack, endpoint_id, o)
+  local ok0, werr = self:writable()
+  if not ok0 then return nil, werr end
   local body = { RepositoryReferenceName = o.ref, Env = o.env, Prune = o.prune == true, PullImage = o.pull == true }
   if o.username or o.password then
     body.RepositoryAuthentication = true
@@ -99,6 +106,8 @@ end
 
 -- delete_stack(stack, endpoint_id) -> true | nil, msg
 function M:delete_stack(stack, endpoint_id)
+  local ok0, werr = self:writable()
+  if not ok0 then return nil, werr end
   local ok, err = self:call { method = "DELETE", path = "/api/stacks/" .. id(stack.Id),
     query = { endpointId = endpoint_id }, expect = { 200, 204 } }
   self:forget("stacks")

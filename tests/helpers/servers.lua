@@ -163,6 +163,24 @@ function M.make_pki(dir)
   return p
 end
 
+-- sign_dated(pki_dir, name, cn, not_before, not_after): a certificate
+-- name.crt (key name.key) from the CA in pki_dir with the given validity
+-- (seconds since the epoch), through `openssl ca`, which can set both.
+function M.sign_dated(dir, name, cn, nb, na)
+  local ca = dir .. "/ca-" .. name
+  M.run { "mkdir", "-p", ca .. "/new" }
+  assert(fs.write(ca .. "/index.txt", ""))
+  assert(fs.write(ca .. "/serial", string.format("%04X\n", math.random(4096, 65535))))
+  assert(fs.write(ca .. "/ca.cnf", table.concat({ "[ca]", "default_ca = t", "[t]", "database = " .. ca .. "/index.txt",
+    "new_certs_dir = " .. ca .. "/new", "serial = " .. ca .. "/serial", "default_md = sha256", "policy = any",
+    "unique_subject = no", "[any]", "commonName = supplied", "" }, "\n")))
+  new_key_req(dir, name, "/CN=" .. cn)
+  local function stamp(t) return os.date("!%Y%m%d%H%M%SZ", t) end
+  openssl(dir, { "ca", "-batch", "-notext", "-config", ca .. "/ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key",
+    "-in", name .. ".csr", "-out", name .. ".crt", "-startdate", stamp(nb), "-enddate", stamp(na) })
+  return dir .. "/" .. name .. ".crt", dir .. "/" .. name .. ".key"
+end
+
 -- nginx in front of a backend: https on `tls` (h2, cert for localhost),
 -- `wrong` (a certificate for another name) and `mtls` (client certificate
 -- required). Returns { ports, pki, dir, stop }.

@@ -55,8 +55,9 @@ function M.wanted(ctx, want)
     local ref, commit = M.full_ref(ctx, g.url, g.ref)
     if not ref then return nil, commit end
     local file = g.compose_file or "docker-compose.yml"
+    local cred = g.credentials or {}
     return { kind = "git", url = g.url, ref = ref, commit = commit, compose_file = file,
-      username = g.username, password = g.password,
+      username = cred.username, password = cred.password,
       label = string.format("git %s %s (%s) %s", g.url, ref, commit:sub(1, 12), file) }
   end
   if not want.compose_file_path then return nil, "the stack has neither git nor compose_file_path" end

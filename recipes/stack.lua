@@ -34,10 +34,10 @@ return {
   diff = function(_, want, have)
     local src = have.src
     if not have.exists then
-      local where = want.endpoint and ("Portainer environment '" .. tostring(have.environment) .. "'")
-        or "docker compose in the VM"
+      local where = want.endpoint and ("on Portainer environment '" .. tostring(have.environment) .. "'")
+        or "with docker compose in the VM"
       return { { action = "create", field = "stack", to = src.label, note = where
-        .. (have.endpoint_missing and " (created first)" or "") } }
+        .. (have.endpoint_missing and ", created first" or "") } }
     end
     if not have.managed then
       return { { action = "update", field = "stack", from = "(not phoenix's)", to = src.label,

@@ -97,8 +97,8 @@ describe("stack recipes", function()
       ["stack:app@1002"] = "pending", ["stack:portainer_service@1001"] = "pending" }, status(rep))
     local c = rep.results["stack:web@1002"].changes[1]
     assert.equal("create", c.action)
-    assert.matches("^compose stacks/web/docker%-compose%.yml %(sha256 %x+%)$", c.to)
-    assert.equal("Portainer environment 'drphoenix' (created first)", c.note)
+    assert.matches("^stacks/web/docker%-compose%.yml %(sha256 %x+%)$", c.to)
+    assert.equal("on Portainer environment 'drphoenix', created first", c.note)
     for _, r in ipairs(backend:requests()) do
       if r ~= "POST /api/auth" then assert.matches("^GET ", r) end
     end

@@ -58,7 +58,7 @@ function M.wanted(ctx, want)
     local cred = g.credentials or {}
     return { kind = "git", url = g.url, ref = ref, commit = commit, compose_file = file,
       username = cred.username, password = cred.password,
-      label = string.format("git %s %s (%s) %s", g.url, ref, commit:sub(1, 12), file) }
+      label = string.format("%s %s @%s, %s", g.url, ref, commit:sub(1, 12), file) }
   end
   if not want.compose_file_path then return nil, "the stack has neither git nor compose_file_path" end
   local path, perr = M.compose_path(ctx.site, want.compose_file_path)
@@ -67,7 +67,7 @@ function M.wanted(ctx, want)
   if not content then return nil, "compose file: " .. err end
   local sha = fs.sha256(content)
   return { kind = "compose", path = path, content = content, sha256 = sha,
-    label = string.format("compose %s (sha256 %s)", want.compose_file_path, sha:sub(1, 12)) }
+    label = string.format("%s (sha256 %s)", want.compose_file_path, sha:sub(1, 12)) }
 end
 
 local function cache_dir(ctx)

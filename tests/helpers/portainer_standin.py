@@ -96,6 +96,10 @@ def endpoint_object(eid, name, etype, url, group):
         "ContainerEngine": "docker", "EdgeCheckinInterval": 0, "EdgeKey": "", "Gpus": [], "Heartbeat": False,
         "Kubernetes": {"Configuration": {}, "Snapshots": []}, "LastCheckInDate": 0, "QueryDate": 0,
         "Snapshots": [], "TagIds": [], "Tags": None, "TeamAccessPolicies": {}, "UserAccessPolicies": {},
+        "AzureCredentials": {"ApplicationID": "", "AuthenticationKey": "", "TenantID": ""},
+        "ComposeSyntaxMaxVersion": "", "PostInitMigrations": {"MigrateGPUs": True, "MigrateIngresses": True},
+        "Edge": {"AsyncMode": False, "CommandInterval": 0, "PingInterval": 0, "SnapshotInterval": 0},
+        "SecuritySettings": {"allowBindMountsForRegularUsers": True, "allowStackManagementForRegularUsers": True},
     }
 
 

@@ -263,6 +263,29 @@ describe("phoenix.portainer", function()
   end)
 end)
 
+describe("the Portainer stand-in", function()
+  -- Its objects carry every field of the real ones (tests/fixtures/portainer).
+  it("answers stacks and environments in the shape of a real database export", function()
+    local fixture = json.decode(assert(require("px.fs").read(
+      require("testkit").source_dir .. "/tests/fixtures/portainer/db-export-stacks.json")))
+    local srv = servers.start_portainer { version = "2.18.4", admin = "admin:" .. PASSWORD }
+    local ok, err = pcall(function()
+      local c = assert(portainer.connect(target(), { url = srv.url, username = "admin", password = PASSWORD }))
+      local e = assert(c:create_agent_endpoint("a", "tcp://10.0.0.5:9001"))
+      local s = assert(c:create_stack(e.Id, { name = "web", content = "services: {}\n", env = json.array {} }))
+      for _, k in ipairs(fixture.endpoint_keys) do assert.is_not_nil(e[k], "endpoint field " .. k) end
+      for k in pairs(fixture.stacks[2]) do
+        assert.is_true(s[k] ~= nil, "stack field " .. k)
+      end
+      -- and the client reads the real objects: GitConfig null is a compose stack
+      assert.equal(json.null, fixture.stacks[2].GitConfig)
+      assert.equal(2, fixture.stacks[2].Type)
+    end)
+    srv:stop()
+    assert(ok, err)
+  end)
+end)
+
 describe("phoenix.http helpers", function()
   it("encodes queries with sorted keys and [] lists", function()
     assert.equal("a=1&b=x%20y&types%5B%5D=1&types%5B%5D=2", phttp.query { b = "x y", a = 1, ["types[]"] = { 1, 2 } })

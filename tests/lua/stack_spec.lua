@@ -297,4 +297,11 @@ describe("stack recipes", function()
     local rep = run(s)
     assert.matches("variable Q: a value with a newline or a single quote", rep.results["stack:portainer_service@1001"].error)
   end)
+
+  it("never shows a password or token of a git URL", function()
+    local source = require "phoenix.stack.source"
+    assert.equal("https://deploy:(secret)@git.example/r.git", source.shown_url("https://deploy:tok-123@git.example/r.git"))
+    assert.equal("https://(secret)@git.example/r.git", source.shown_url("https://tok-123@git.example/r.git"))
+    assert.equal("git://127.0.0.1:9418/r", source.shown_url("git://127.0.0.1:9418/r"))
+  end)
 end)

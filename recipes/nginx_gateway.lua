@@ -55,7 +55,7 @@ local function check(ctx, want)
     ok, err = fs.write(dir .. "/" .. name, data, { mode = 384 })
     if not ok then return done(nil, err) end
   end
-  local argv = { ctx.options.nginx or "nginx", "-t", "-q", "-p", dir, "-e", dir .. "/error.log", "-c", dir .. "/nginx.conf" }
+  local argv = { "nginx", "-t", "-q", "-p", dir, "-e", dir .. "/error.log", "-c", dir .. "/nginx.conf" }
   local r, rerr = async.run { argv = argv }
   if not r then return done(nil, "nginx -t: " .. tostring(rerr) .. " (nginx must be installed here to check the gateway)") end
   if r.code ~= 0 then

@@ -54,7 +54,8 @@ return {
     end
     if src.kind == "git" then
       if have.url ~= src.url then
-        add { action = "update", field = "git.url", from = have.url, to = src.url, disruptive = "recreate" }
+        add { action = "update", field = "git.url", from = source.shown_url(have.url), to = source.shown_url(src.url),
+          disruptive = "recreate" }
       end
       if have.compose_file ~= src.compose_file then
         add { action = "update", field = "git.compose_file", from = have.compose_file, to = src.compose_file,

@@ -135,14 +135,6 @@ function M.conn_for(w, options)
     retries = options.http_retries, backoff = options.http_backoff, on_request = options.on_http_request }
 end
 
--- Every run starts from Portainer's state: drop this run's client (tests).
-function M.reset(target)
-  local store = runcache.store(target)
-  for k in pairs(store) do
-    if type(k) == "string" and k:find("^portainer:") then store[k] = nil end
-  end
-end
-
 -- Mixes in the endpoint and stack calls.
 for _, mod in ipairs { "phoenix.portainer.endpoints", "phoenix.portainer.stacks" } do
   for k, v in pairs(require(mod)) do Client[k] = v end

@@ -9,6 +9,16 @@ local runcache = require "phoenix.runcache"
 
 local M = {}
 
+-- A URL for messages: a password (or a token alone) in it shows as (secret).
+function M.shown_url(url)
+  local u = tostring(url):gsub("^(%a[%w+.-]*://)([^/@]+)@", function(scheme, userinfo)
+    local user = userinfo:match("^([^:]*):")
+    if user then return scheme .. user .. ":(secret)@" end
+    return scheme .. "(secret)@"
+  end)
+  return u
+end
+
 -- The phoenix directory: compose_file_path is relative to it (the parent
 -- of the site's etc/ directory, /usr/local/phoenix_hypervisor).
 local function phoenix_dir(site)
@@ -58,7 +68,7 @@ function M.wanted(ctx, want)
     local cred = g.credentials or {}
     return { kind = "git", url = g.url, ref = ref, commit = commit, compose_file = file,
       username = cred.username, password = cred.password,
-      label = string.format("%s %s @%s, %s", g.url, ref, commit:sub(1, 12), file) }
+      label = string.format("%s %s @%s, %s", M.shown_url(g.url), ref, commit:sub(1, 12), file) }
   end
   if not want.compose_file_path then return nil, "the stack has neither git nor compose_file_path" end
   local path, perr = M.compose_path(ctx.site, want.compose_file_path)

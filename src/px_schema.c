@@ -690,7 +690,18 @@ struct rx_class {
   int n, neg;
 };
 
+/* Results for short subjects, by content: site files repeat the same
+ * values (bridges, protocols, options) thousands of times. */
+#define RX_MEMO 64
+#define RX_MEMO_LEN 48
+struct rx_memo {
+  uint32_t hash;
+  unsigned char len, result; /* result: 0 empty, 1 no match, 2 match */
+  char s[RX_MEMO_LEN];
+};
+
 struct regex {
+  struct rx_memo *memo;
   struct rx_inst *prog;
   int n;
   struct rx_class *cls;
@@ -1241,6 +1252,7 @@ static void regex_free(struct regex *re) {
   free(re->nlist);
   free(re->stack);
   free(re->mark);
+  free(re->memo);
   free(re);
 }
 
@@ -1275,8 +1287,9 @@ static struct regex *regex_compile(const char *pat, size_t len, char *err, size_
         re->nlist = malloc(cap * sizeof(int));
         re->stack = malloc((2 * cap + 2) * sizeof(int));
         re->mark = calloc(cap, sizeof(unsigned));
+        re->memo = calloc(RX_MEMO, sizeof *re->memo);
       }
-      if (!re || !re->prog || !re->clist || !re->nlist || !re->stack || !re->mark) {
+      if (!re || !re->prog || !re->clist || !re->nlist || !re->stack || !re->mark || !re->memo) {
         snprintf(r.err, sizeof r.err, "out of memory");
         if (re) {
           re->cls = r.cls;
@@ -1363,8 +1376,24 @@ static void rx_newgen(struct regex *re) {
   }
 }
 
+static int regex_run(struct regex *re, const char *s, size_t len);
+
 /* Unanchored search: 1 when the pattern matches somewhere in s. */
 static int regex_search(struct regex *re, const char *s, size_t len) {
+  if (len > RX_MEMO_LEN) return regex_run(re, s, len);
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  struct rx_memo *m = &re->memo[h % RX_MEMO];
+  if (m->result && m->hash == h && m->len == len && memcmp(m->s, s, len) == 0) return m->result == 2;
+  int r = regex_run(re, s, len);
+  m->hash = h;
+  m->len = (unsigned char)len;
+  m->result = r ? 2 : 1;
+  memcpy(m->s, s, len);
+  return r;
+}
+
+static int regex_run(struct regex *re, const char *s, size_t len) {
   const unsigned char *p = (const unsigned char *)s, *end = p + len;
   int cn = 0, nn, clen = 0;
   long prev = -1, cur = p < end ? (long)utf8_decode(p, end, &clen) : -1;
@@ -1940,6 +1969,9 @@ struct ivec {
 struct dflt {
   char *ptr;
   struct jnode *val;
+  const struct jnode *obj; /* the object missing the property (its aux marks it) */
+  const char *key;
+  size_t klen;
 };
 
 struct coll {
@@ -1974,6 +2006,11 @@ struct vctx {
   int depth, vdepth;
   int unknown_warn, aborted, too_deep;
   long steps, max_steps;
+  /* fails counts every error found; silent > 0 while evaluating what only
+   * needs a yes/no (not, if, a first pass over anyOf/oneOf branches):
+   * errors are then counted, not formatted */
+  long fails;
+  int silent;
 };
 
 static void ivec_truncate(struct ivec *v, size_t n) {
@@ -2045,8 +2082,13 @@ static char *render_path(struct vctx *c, const char *extra, size_t elen) {
       k = c->path[i].key;
       kl = c->path[i].klen;
     } else {
-      kl = (size_t)snprintf(num, sizeof num, "%zu", c->path[i].idx);
-      k = num;
+      size_t v = c->path[i].idx, j = sizeof num;
+      do {
+        num[--j] = (char)('0' + v % 10);
+        v /= 10;
+      } while (v);
+      k = num + j;
+      kl = sizeof num - j;
     }
     *o++ = '/';
     for (size_t j = 0; j < kl; j++) {
@@ -2061,6 +2103,10 @@ static char *render_path(struct vctx *c, const char *extra, size_t elen) {
 
 static void add_issue(struct vctx *c, struct ivec *v, const struct sch *s, const struct jnode *in, const char *kw,
                       const char *extra, size_t elen, const char *fmt, ...) {
+  if (v == &c->errs) {
+    c->fails++;
+    if (c->silent) return;
+  }
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
@@ -2154,7 +2200,10 @@ static void value_text(const struct jnode *n, char *buf, size_t len) {
         while (cut > 0 && ((unsigned char)n->u.str.s[cut] & 0xC0) == 0x80) cut--;
         more = 1;
       }
-      if (len < cut + 8) return;
+      if (len < cut + 8) {
+        if (len) buf[0] = '\0';
+        return;
+      }
       buf[o++] = '"';
       for (size_t i = 0; i < cut; i++) {
         unsigned char ch = (unsigned char)n->u.str.s[i];
@@ -2271,6 +2320,10 @@ static void v_object(struct vctx *c, const struct sch *s, const struct jnode *in
       }
       c->defs[c->ndefs].val = ps->dflt;
       c->defs[c->ndefs].ptr = NULL;
+      c->defs[c->ndefs].obj = in;
+      c->defs[c->ndefs].key = s->props[k].name;
+      c->defs[c->ndefs].klen = s->props[k].len;
+      ((struct jnode *)in)->aux = (void *)1; /* instance DOM: aux is free; the value's table gets mapped */
       c->ndefs++;
       c->defs[c->ndefs - 1].ptr = render_path(c, s->props[k].name, s->props[k].len);
     }
@@ -2383,8 +2436,36 @@ static void ivec_reserve(struct vctx *c, struct ivec *v, size_t extra) {
 static int v_choice(struct vctx *c, const struct sch *s, const struct jnode *in, struct sch **list, size_t n,
                     int exactly_one) {
   struct mark start = get_mark(c);
-  size_t pbase = c->park.n, bbase = c->nbr;
   size_t passed = 0, first_pass = 0, second_pass = 0;
+  /* first pass: yes/no only; most documents pass here and no message is made */
+  long f0 = c->fails;
+  c->silent++;
+  for (size_t i = 0; i < n; i++) {
+    struct mark m = get_mark(c);
+    long f = c->fails;
+    if (v_node(c, list[i], in) && c->fails == f) {
+      if (passed == 0) first_pass = i;
+      else if (passed == 1) second_pass = i;
+      passed++;
+    } else {
+      reset_to(c, m);
+    }
+  }
+  c->silent--;
+  c->fails = f0;
+  if (passed == 1 || (passed > 1 && !exactly_one)) return 1;
+  if (passed > 1) {
+    reset_to(c, start);
+    ERR(c, s, in, "oneOf", "matches more than one of the allowed forms (%zu and %zu)", first_pass + 1, second_pass + 1);
+    return 0;
+  }
+  if (c->silent) {
+    ERR(c, s, in, exactly_one ? "oneOf" : "anyOf", "matches none of the allowed forms");
+    return 0;
+  }
+  /* second pass, no branch passes: collect the branches' errors for the message */
+  reset_to(c, start);
+  size_t pbase = c->park.n, bbase = c->nbr;
   if (c->nbr + n > c->capbr) {
     size_t ncap = c->capbr ? c->capbr * 2 : 16;
     while (ncap < c->nbr + n) ncap *= 2;
@@ -2394,7 +2475,8 @@ static int v_choice(struct vctx *c, const struct sch *s, const struct jnode *in,
   c->nbr += n;
   for (size_t i = 0; i < n; i++) {
     struct mark m = get_mark(c);
-    int ok = v_node(c, list[i], in) && c->errs.n == m.e;
+    long f = c->fails;
+    int ok = v_node(c, list[i], in) && c->fails == f;
     struct branch *b = &c->br[bbase + i];
     b->start = c->park.n;
     b->n = 0;
@@ -2487,6 +2569,7 @@ static int v_node(struct vctx *c, const struct sch *s, const struct jnode *in) {
     return 1;
   }
   size_t mark = c->errs.n;
+  long fmark = c->fails;
   if (s->x_warning) add_issue(c, &c->warns, s, in, "x-warning", NULL, 0, "%s", s->x_warning);
   if (s->ref) v_node(c, s->ref, in);
   int type_ok = 1;
@@ -2496,7 +2579,7 @@ static int v_node(struct vctx *c, const struct sch *s, const struct jnode *in) {
       char want[96];
       types_text(s->types, want, sizeof want);
       ERR(c, s, in, "type", "expected %s, got %s", want, node_type_name(in));
-      c->errs.v[c->errs.n - 1].typeish = 1;
+      if (!c->silent) c->errs.v[c->errs.n - 1].typeish = 1;
       type_ok = 0;
     }
   }
@@ -2520,14 +2603,14 @@ static int v_node(struct vctx *c, const struct sch *s, const struct jnode *in) {
       int same_type = 0;
       for (k = 0; k < s->enum_->u.list.n; k++)
         if (ITEMS(s->enum_)[k]->type == in->type) same_type = 1;
-      c->errs.v[c->errs.n - 1].typeish = !same_type;
+      if (!c->silent) c->errs.v[c->errs.n - 1].typeish = !same_type;
     }
   }
   if (type_ok && s->has_const && !json_equal(in, s->const_)) {
     char v[64];
     value_text(s->const_, v, sizeof v);
     ERR(c, s, in, "const", "must be %s", v);
-    c->errs.v[c->errs.n - 1].typeish = s->const_->type != in->type;
+    if (!c->silent) c->errs.v[c->errs.n - 1].typeish = s->const_->type != in->type;
   }
   switch (in->type) {
     case J_OBJ: v_object(c, s, in); break;
@@ -2541,18 +2624,26 @@ static int v_node(struct vctx *c, const struct sch *s, const struct jnode *in) {
   if (s->none) v_choice(c, s, in, s->one, s->none, 1);
   if (s->not_) {
     struct mark m = get_mark(c);
-    int passed = v_node(c, s->not_, in) && c->errs.n == m.e;
+    long f = c->fails;
+    c->silent++;
+    int passed = v_node(c, s->not_, in) && c->fails == f;
+    c->silent--;
+    c->fails = f;
     reset_to(c, m);
     if (passed) ERR(c, s, in, "not", "matches a form that is not allowed here");
   }
   if (s->if_ && (s->then_ || s->else_)) {
     struct mark m = get_mark(c);
-    int passed = v_node(c, s->if_, in) && c->errs.n == m.e;
+    long f = c->fails;
+    c->silent++;
+    int passed = v_node(c, s->if_, in) && c->fails == f;
+    c->silent--;
+    c->fails = f;
     reset_to(c, m);
     if (passed && s->then_) v_node(c, s->then_, in);
     if (!passed && s->else_) v_node(c, s->else_, in);
   }
-  int valid = c->errs.n == mark;
+  int valid = c->fails == fmark;
   if (valid && s->x_collect) {
     if (c->ncolls == c->capcolls) {
       size_t ncap = c->capcolls ? c->capcolls * 2 : 16;
@@ -2565,8 +2656,11 @@ static int v_node(struct vctx *c, const struct sch *s, const struct jnode *in) {
     c->colls[c->ncolls - 1].ptr = render_path(c, NULL, 0);
   }
   if (!valid && s->x_error) {
-    const char *kw = c->errs.v[mark].kw;
-    ivec_truncate(&c->errs, mark);
+    const char *kw = "x-error";
+    if (!c->silent && c->errs.n > mark) {
+      kw = c->errs.v[mark].kw;
+      ivec_truncate(&c->errs, mark);
+    }
     ERR(c, s, in, kw, "%s", s->x_error);
   }
   c->vdepth--;
@@ -2595,7 +2689,17 @@ static void check_dups(struct vctx *c, const struct jnode *n) {
   if (n->type != J_OBJ) return;
   struct jmember *m = MEMBERS(n);
   size_t cnt = n->u.list.n;
-  if (cnt > 1) {
+  if (cnt > 1 && cnt <= 16) { /* small objects: pairwise, in document order */
+    for (size_t i = 1; i < cnt; i++) {
+      for (size_t j = 0; j < i; j++) {
+        if (m[i].klen == m[j].klen && memcmp(m[i].key, m[j].key, m[i].klen) == 0) {
+          add_issue(c, &c->errs, NULL, m[i].val, "json", m[i].key, m[i].klen,
+                    "duplicate key \"%s\" (the one on line %d is ignored)", m[i].key, m[j].val->line);
+          break;
+        }
+      }
+    }
+  } else if (cnt > 16) {
     struct jmember **sorted = arena_alloc(&c->doc, cnt * sizeof *sorted);
     if (!sorted) luaL_error(c->L, "px.schema: out of memory");
     for (size_t i = 0; i < cnt; i++) sorted[i] = &m[i];
@@ -2618,18 +2722,18 @@ static void check_dups(struct vctx *c, const struct jnode *n) {
 /* ---- Lua conversion ----------------------------------------------------------- */
 
 /* upvalues of the functions that build Lua values: 1 = px.json.array_mt, 2 = px.json.null */
-/* order: index of the order table (0: none); depth/maxdepth: record key
- * order for objects at depth <= maxdepth only (the root is depth 0). */
-static void push_value_d(lua_State *L, const struct jnode *n, int amt, int nul, int order, int depth, int maxdepth);
+/* How values are built: stack indices of px.json.array_mt, px.json.null,
+ * the order table (0: none) and the object map (0: none: objects marked
+ * by a default are mapped jnode -> table so defaults can name their
+ * parent table); key order is kept for objects at depth <= maxdepth. */
+struct conv {
+  int amt, nul, order, objmap, maxdepth;
+};
 
-static void push_value(lua_State *L, const struct jnode *n, int amt, int nul, int order) {
-  push_value_d(L, n, amt, nul, order, 0, 1 << 30);
-}
-
-static void push_value_d(lua_State *L, const struct jnode *n, int amt, int nul, int order, int depth, int maxdepth) {
+static void push_value_c(lua_State *L, const struct jnode *n, const struct conv *cv, int depth) {
   luaL_checkstack(L, 6, "px.schema: nesting too deep");
   switch (n->type) {
-    case J_NULL: lua_pushvalue(L, nul); return;
+    case J_NULL: lua_pushvalue(L, cv->nul); return;
     case J_BOOL: lua_pushboolean(L, n->boolean); return;
     case J_NUM:
       if (n->isint) lua_pushinteger(L, (lua_Integer)n->u.num.i);
@@ -2639,10 +2743,10 @@ static void push_value_d(lua_State *L, const struct jnode *n, int amt, int nul, 
     case J_ARR:
       lua_createtable(L, (int)n->u.list.n, 0);
       for (size_t i = 0; i < n->u.list.n; i++) {
-        push_value_d(L, ITEMS(n)[i], amt, nul, order, depth + 1, maxdepth);
+        push_value_c(L, ITEMS(n)[i], cv, depth + 1);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
-      lua_pushvalue(L, amt);
+      lua_pushvalue(L, cv->amt);
       lua_setmetatable(L, -2);
       return;
     default: {
@@ -2650,21 +2754,31 @@ static void push_value_d(lua_State *L, const struct jnode *n, int amt, int nul, 
       lua_createtable(L, 0, (int)n->u.list.n);
       for (size_t i = 0; i < n->u.list.n; i++) {
         lua_pushlstring(L, m[i].key, m[i].klen);
-        push_value_d(L, m[i].val, amt, nul, order, depth + 1, maxdepth);
+        push_value_c(L, m[i].val, cv, depth + 1);
         lua_rawset(L, -3);
       }
-      if (order && depth <= maxdepth) {
+      if (cv->order && depth <= cv->maxdepth) {
         lua_pushvalue(L, -1);
         lua_createtable(L, (int)n->u.list.n, 0);
         for (size_t i = 0; i < n->u.list.n; i++) {
           lua_pushlstring(L, m[i].key, m[i].klen);
           lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
-        lua_rawset(L, order);
+        lua_rawset(L, cv->order);
+      }
+      if (cv->objmap && n->aux) {
+        lua_pushlightuserdata(L, (void *)n);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, cv->objmap);
       }
       return;
     }
   }
+}
+
+static void push_value(lua_State *L, const struct jnode *n, int amt, int nul) {
+  struct conv cv = {amt, nul, 0, 0, 0};
+  push_value_c(L, n, &cv, 0);
 }
 
 static void push_issues(lua_State *L, const struct ivec *v) {
@@ -2823,7 +2937,7 @@ static int s_compile(lua_State *L) {
 static void push_result(lua_State *L, struct vctx *c, const struct jnode *root, int want_value, int order_depth,
                         int valid) {
   int amt = lua_upvalueindex(1), nul = lua_upvalueindex(2);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
   int res = lua_gettop(L);
   lua_pushboolean(L, valid);
   lua_setfield(L, res, "valid");
@@ -2831,13 +2945,34 @@ static void push_result(lua_State *L, struct vctx *c, const struct jnode *root, 
   lua_setfield(L, res, "errors");
   push_issues(L, &c->warns);
   lua_setfield(L, res, "warnings");
+  int objmap = 0;
+  if (root && want_value) {
+    lua_newtable(L);
+    objmap = lua_gettop(L);
+    int order = 0;
+    if (order_depth >= 0) {
+      lua_newtable(L);
+      order = lua_gettop(L);
+    }
+    struct conv cv = {amt, nul, order, objmap, order_depth};
+    push_value_c(L, root, &cv, 0);
+    lua_setfield(L, res, "value");
+    if (order) lua_setfield(L, res, "order");
+  }
   lua_createtable(L, (int)c->ndefs, 0);
   for (size_t i = 0; i < c->ndefs; i++) {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, c->defs[i].ptr);
     lua_setfield(L, -2, "pointer");
-    push_value(L, c->defs[i].val, amt, nul, 0);
+    push_value(L, c->defs[i].val, amt, nul);
     lua_setfield(L, -2, "value");
+    if (objmap) {
+      lua_pushlightuserdata(L, (void *)c->defs[i].obj);
+      lua_rawget(L, objmap);
+      lua_setfield(L, -2, "parent");
+      lua_pushlstring(L, c->defs[i].key, c->defs[i].klen);
+      lua_setfield(L, -2, "key");
+    }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_pushvalue(L, amt);
@@ -2855,16 +2990,7 @@ static void push_result(lua_State *L, struct vctx *c, const struct jnode *root, 
   lua_pushvalue(L, amt);
   lua_setmetatable(L, -2);
   lua_setfield(L, res, "collected");
-  if (root && want_value) {
-    int order = 0;
-    if (order_depth >= 0) {
-      lua_newtable(L);
-      order = lua_gettop(L);
-    }
-    push_value_d(L, root, amt, nul, order, 0, order_depth);
-    lua_setfield(L, res, "value");
-    if (order) lua_setfield(L, res, "order");
-  }
+  if (objmap) lua_remove(L, objmap);
 }
 
 /* validate(text, opts) and validate_file(path, opts): the same but for where the bytes come from. */
@@ -2999,7 +3125,8 @@ static int decode_impl(lua_State *L, int is_file) {
     lua_newtable(L);
     order = lua_gettop(L);
   }
-  push_value_d(L, root, lua_upvalueindex(1), lua_upvalueindex(2), order, 0, order_depth);
+  struct conv cv = {lua_upvalueindex(1), lua_upvalueindex(2), order, 0, order_depth};
+  push_value_c(L, root, &cv, 0);
   arena_free(&d->a);
   filemap_release(&d->fm);
   if (order) {

@@ -287,6 +287,16 @@ describe("px.schema results", function()
     assert.is_false(json.is_array(got["/nested/o"]))
   end)
 
+  it("names the table of the value each default belongs in", function()
+    local s = [[{"properties": {"a": {"properties": {"x": {"default": 1}}}, "b": {"items": {"properties": {"y": {"default": "z"}}}}}}]]
+    local r = compile(s):validate('{"a": {}, "b": [{}, {"y": 2}]}', { value = true })
+    assert.are.equal(2, #r.defaults)
+    assert.are.same({ "/a/x", "x" }, { r.defaults[1].pointer, r.defaults[1].key })
+    assert.are.equal(r.value.a, r.defaults[1].parent)
+    assert.are.equal(r.value.b[1], r.defaults[2].parent)
+    assert.is_nil(compile(s):validate('{"a": {}}').defaults[1].parent) -- no value asked for
+  end)
+
   it("returns the decoded value and key order on request", function()
     local r = compile({}):validate('{"b": [], "a": 1}', { value = true, order = true })
     assert.are.same({ "b", "a" }, r.order[r.value])

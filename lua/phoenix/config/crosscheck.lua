@@ -62,11 +62,10 @@ local function refs(b)
   end
   for _, g in ipairs(b.all_guests) do
     for j, d in ipairs(g.want.dependencies) do
-      local p = util.pointer(g.ptr .. "/dependencies", j - 1)
       if d == g.id then
-        P:error(g.file, p, "a guest cannot depend on itself")
+        P:error(g.file, g.ptr .. "/dependencies/" .. (j - 1), "a guest cannot depend on itself")
       elseif not b.guest_kind[d] then
-        P:error(g.file, p, string.format("dependency %d: no such container or VM", d))
+        P:error(g.file, g.ptr .. "/dependencies/" .. (j - 1), string.format("dependency %d: no such container or VM", d))
       end
     end
   end
@@ -124,7 +123,7 @@ local function duplicates(b)
     if a then ips[a] = { what = "the host bridge " .. br.name } end
   end
   for _, g in ipairs(b.all_guests) do
-    local w, what = g.want, kind_name(g.kind) .. " " .. g.id
+    local w, what = g.want, kind_name(g.kind) .. " " .. g.sid
     local nc = w.network_config or {}
     local ip = util.address(nc.ip)
     if ip then
@@ -173,8 +172,9 @@ local function storages(b)
       P:warn(HYP, util.pointer("/zfs/datasets", i - 1, "pool"), "pool " .. ds.pool .. " is not in zfs.pools: it must exist on the host")
     end
   end
-  local function check(file, ptr, sid)
+  local function check(file, ptr, suffix, sid)
     if by_id["pve_storage:" .. sid] or declared[sid] then return end
+    ptr = ptr .. suffix
     local pool = sid:match("^([^-]+)%-")
     if pool and pools[pool] then
       P:error(file, ptr, string.format("no dataset of pool %s provides storage %s", pool, sid),
@@ -184,9 +184,9 @@ local function storages(b)
     end
   end
   for _, g in ipairs(b.all_guests) do
-    if g.want.storage_pool then check(g.file, g.ptr .. "/storage_pool", g.want.storage_pool) end
+    if g.want.storage_pool then check(g.file, g.ptr, "/storage_pool", g.want.storage_pool) end
     for j, z in ipairs(g.want.zfs_volumes or {}) do
-      check(g.file, util.pointer(g.ptr .. "/zfs_volumes", j - 1, "pool"), z.pool)
+      check(g.file, g.ptr, "/zfs_volumes/" .. (j - 1) .. "/pool", z.pool)
     end
   end
 end
@@ -195,10 +195,10 @@ local function bridges(b)
   if not next(b.bridges) then return end
   for _, g in ipairs(b.all_guests) do
     local nc = g.want.network_config or {}
-    local br, ptr = nc.bridge, g.ptr .. "/network_config/bridge"
-    if not br then br, ptr = g.want.network_bridge, g.ptr .. "/network_bridge" end
+    local br, suffix = nc.bridge, "/network_config/bridge"
+    if not br then br, suffix = g.want.network_bridge, "/network_bridge" end
     if br and not b.bridges[br] then
-      b.problems:warn(g.file, ptr, "bridge " .. br .. " is not declared in network.interfaces: it must exist on the host")
+      b.problems:warn(g.file, g.ptr .. suffix, "bridge " .. br .. " is not declared in network.interfaces: it must exist on the host")
     end
   end
 end
@@ -209,7 +209,7 @@ local function stacks(b)
   for _, g in ipairs(b.vms) do
     if g.want.count_index and g.want.count_index > 1 then goto next_vm end
     for j, s in ipairs(g.want.docker_stacks) do
-      local p = util.pointer(g.ptr .. "/docker_stacks", j - 1)
+      local p = g.ptr .. "/docker_stacks/" .. (j - 1)
       local st = defs[s.name]
       if not st then
         local known = util.keys(defs)
@@ -225,11 +225,17 @@ end
 
 local function feature_checks(b)
   local site_set = features.site_features(b.features_dir)
+  local known = { lxc = {}, vm = {} } -- names already found fine, per kind
   for _, g in ipairs(b.all_guests) do
     if not (g.want.count_index and g.want.count_index > 1) then
+      local fine = known[g.kind]
       for j, f in ipairs(g.want.features or {}) do
-        local ok, msg, hint = features.check(f, g.kind, site_set)
-        if not ok then b.problems:error(g.file, util.pointer(g.ptr .. "/features", j - 1), msg, hint) end
+        local ok, msg, hint = fine[f]
+        if not ok then
+          ok, msg, hint = features.check(f, g.kind, site_set)
+          fine[f] = ok
+        end
+        if not ok then b.problems:error(g.file, g.ptr .. "/features/" .. (j - 1), msg, hint) end
       end
     end
   end

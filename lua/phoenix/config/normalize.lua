@@ -10,13 +10,12 @@ local HYP, LXC, VM = "phoenix_hypervisor_config.json", "phoenix_lxc_configs.json
 -- proxmox_defaults.lxc into one container. The legacy string `features`
 -- ("nesting=1") and `nesting` are pct feature flags: they become the
 -- default pct_options; a list `features` is the default feature scripts.
-local function merge_lxc_defaults(ct, d)
-  local pct = {}
+local function merge_lxc_defaults(ct, d, pct)
   for k, v in pairs(d) do
-    if k == "features" and type(v) == "string" then
-      for item in v:gmatch("[^,]+") do pct[#pct + 1] = item end
-    elseif k == "nesting" then
-      if v == 1 or v == true then pct[#pct + 1] = "nesting=1" end
+    -- the legacy pct feature flags (string features, nesting) arrive in pct (legacy_pct)
+    local legacy = (k == "features" and type(v) == "string") or k == "nesting"
+    if legacy or k == "security" then
+      goto continue
     elseif k == "network_config" then
       if type(v) == "table" then
         if ct.network_config == nil then
@@ -27,17 +26,25 @@ local function merge_lxc_defaults(ct, d)
           end
         end
       end
-    elseif k ~= "security" and ct[k] == nil then
+    elseif ct[k] == nil then
       ct[k] = util.copy(v)
     end
+    ::continue::
   end
-  if ct.pct_options == nil and #pct > 0 then
-    local seen, list = {}, util.list()
-    for _, p in ipairs(pct) do
-      if not seen[p] then seen[p], list[#list + 1] = true, p end
-    end
-    ct.pct_options = list
+  if ct.pct_options == nil and #pct > 0 then ct.pct_options = util.list({ table.unpack(pct) }) end
+end
+
+-- The legacy pct flags of proxmox_defaults.lxc (features = "nesting=1", nesting = 1), deduplicated.
+local function legacy_pct(d)
+  local out, seen = {}, {}
+  local function add(p)
+    if not seen[p] then seen[p], out[#out + 1] = true, p end
   end
+  if type(d.features) == "string" then
+    for item in d.features:gmatch("[^,]+") do add(item) end
+  end
+  if d.nesting == 1 or d.nesting == true then add("nesting=1") end
+  return out
 end
 
 -- apply_defaults(work, docs): site defaults first, then the schemas'
@@ -46,7 +53,8 @@ function M.apply_defaults(work, docs)
   local hyp = work.hypervisor or {}
   local ld = hyp.proxmox_defaults and hyp.proxmox_defaults.lxc
   if ld and work.lxc and work.lxc.lxc_configs then
-    for _, ct in pairs(work.lxc.lxc_configs) do merge_lxc_defaults(ct, ld) end
+    local pct = legacy_pct(ld)
+    for _, ct in pairs(work.lxc.lxc_configs) do merge_lxc_defaults(ct, ld, pct) end
   end
   if work.vm and work.vm.vms then
     local vd = work.vm.vm_defaults or {}
@@ -59,7 +67,15 @@ function M.apply_defaults(work, docs)
     end
   end
   for key, d in pairs(docs) do
-    for _, x in ipairs(d.defaults or {}) do util.set_default(work[key], x.pointer, x.value) end
+    for _, x in ipairs(d.defaults or {}) do
+      -- px.schema names the table the default belongs in (work is its value)
+      local parent = x.parent
+      if parent then
+        if parent[x.key] == nil then parent[x.key] = util.copy(x.value) end
+      else
+        util.set_default(work[key], x.pointer, x.value)
+      end
+    end
   end
 end
 
@@ -171,7 +187,7 @@ function M.containers(lxc_doc, order, problems, host)
   end
   for _, key in ipairs(util.keys(cts, order)) do
     local want = cts[key]
-    local ptr = util.pointer("/lxc_configs", key)
+    local ptr = "/lxc_configs/" .. util.escape(key)
     want.ctid = math.tointeger(tonumber(key))
     if want.clone_from_ctid ~= nil then want.clone_from_ctid = math.tointeger(tonumber(want.clone_from_ctid)) end
     want.dependencies = ints(want.dependencies)
@@ -214,7 +230,7 @@ function M.vms(vm_doc, problems, host)
   local vms = vm_doc and vm_doc.vms
   if type(vms) ~= "table" then return out end
   for i, vm in ipairs(vms) do
-    local ptr = util.pointer("/vms", i - 1)
+    local ptr = "/vms/" .. (i - 1)
     if vm.clone_from_vmid ~= nil then vm.clone_from_vmid = math.tointeger(tonumber(vm.clone_from_vmid)) end
     vm.dependencies = ints(vm.dependencies)
     normal_net(vm.network_config)

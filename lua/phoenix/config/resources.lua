@@ -5,8 +5,7 @@ local util = require "phoenix.config.util"
 
 local M = {}
 
-local HYP, LXC, VM, STACKS = "phoenix_hypervisor_config.json", "phoenix_lxc_configs.json",
-  "phoenix_vm_configs.json", "phoenix_stacks_config.json"
+local HYP, LXC, VM = "phoenix_hypervisor_config.json", "phoenix_lxc_configs.json", "phoenix_vm_configs.json"
 
 local Builder = {}
 Builder.__index = Builder
@@ -132,7 +131,7 @@ end
 function Builder:guest_common(r, want)
   local by_id = self.by_id
   for _, d in ipairs(want.dependencies) do
-    dep(r, self.guest_kind[d] and (self.guest_kind[d] .. ":" .. d))
+    dep(r, self.rid_of[d])
   end
   if want.storage_pool then dep(r, "pve_storage:" .. want.storage_pool, by_id) end
   local bridge = (want.network_config and want.network_config.bridge) or want.network_bridge
@@ -143,7 +142,7 @@ function Builder:guests()
   local by_id = self.by_id
   for _, g in ipairs(self.cts) do
     local want = g.want
-    local r = self:add("lxc", tostring(g.id), "guest", want, LXC, g.ptr)
+    local r = self:add("lxc", g.sid, "guest", want, LXC, g.ptr)
     if want.clone_from_ctid then dep(r, "lxc:" .. want.clone_from_ctid) end
     self:guest_common(r, want)
     for _, z in ipairs(want.zfs_volumes or {}) do dep(r, "pve_storage:" .. z.pool, by_id) end
@@ -153,7 +152,7 @@ function Builder:guests()
   end
   for _, g in ipairs(self.vms) do
     local want = g.want
-    local r = self:add("vm", tostring(g.id), "guest", want, VM, g.ptr)
+    local r = self:add("vm", g.sid, "guest", want, VM, g.ptr)
     if want.clone_from_vmid then dep(r, "vm:" .. want.clone_from_vmid) end
     self:guest_common(r, want)
   end
@@ -173,16 +172,16 @@ function Builder:guests()
       end
       local list = profiles[p].want.guests
       list[#list + 1] = g.id
-      dep(by_id["lxc:" .. g.id], profiles[p].id)
+      dep(by_id[g.rid], profiles[p].id)
     end
   end
   for _, g in ipairs(self.all_guests) do
     local fw = g.want.firewall
     if fw then
-      local r = self:add("firewall", tostring(g.id), "host", { vmid = g.id, guest = g.kind .. ":" .. g.id,
+      local r = self:add("firewall", g.sid, "host", { vmid = g.id, guest = g.rid,
         kind = g.kind, enabled = fw.enabled ~= false, policy_in = fw.policy_in, policy_out = fw.policy_out,
         rules = fw.rules or util.list() }, g.file, g.ptr .. "/firewall")
-      dep(r, g.kind .. ":" .. g.id)
+      dep(r, g.rid)
       dep(r, "firewall:cluster", by_id)
     end
   end
@@ -209,7 +208,7 @@ local function has_feature(want, name)
 end
 
 function Builder:portainer()
-  local host, by_id = self.host, self.by_id
+  local host = self.host
   local net, api = host.network or {}, host.portainer_api or {}
   local servers = self:guests_where(function(w) return w.portainer_role == "primary" or w.portainer_role == "server" end)
   local server = servers[1]
@@ -223,8 +222,8 @@ function Builder:portainer()
     local ip = guest_ip(want)
     local agent_host = want.portainer_agent_hostname or ip
     local port = net.portainer_agent_port or 9001
-    local r = self:add("portainer_endpoint", tostring(g.id), "sync", {
-      guest = g.kind .. ":" .. g.id, vmid = g.id, name = want.portainer_environment_name or want.name,
+    local r = self:add("portainer_endpoint", g.sid, "sync", {
+      guest = g.rid, vmid = g.id, name = want.portainer_environment_name or want.name,
       agent_host = agent_host, agent_ip = ip, agent_port = port,
       url = agent_host and ("tcp://" .. agent_host .. ":" .. port) or nil,
       server = (server or api.url) and { guest = server and (server.kind .. ":" .. server.id),
@@ -233,7 +232,7 @@ function Builder:portainer()
         insecure = api.tls_skip_verify } or nil,
       admin_user = api.admin_user, admin_password = api.admin_password, api_token = api.api_token,
     }, g.file, g.ptr .. "/portainer_role")
-    dep(r, g.kind .. ":" .. g.id)
+    dep(r, g.rid)
     if server then dep(r, server.kind .. ":" .. server.id) end
     if not server then
       self.problems:warn(g.file, g.ptr .. "/portainer_role", "a Portainer agent but no Portainer server guest is declared",
@@ -258,12 +257,12 @@ function Builder:stacks()
         local name = s.name .. "@" .. g.id
         local endpoint = by_id["portainer_endpoint:" .. g.id] and ("portainer_endpoint:" .. g.id) or nil
         local r = self:add("stack", name, "sync", {
-          stack = s.name, vmid = g.id, guest = "vm:" .. g.id, environment = env,
+          stack = s.name, vmid = g.id, guest = g.rid, environment = env,
           description = st.description, compose_file_path = st.compose_file_path, git = st.git,
           variables = vars, files = e.files or util.list(), services = e.services or {},
           endpoint = endpoint,
         }, VM, util.pointer(g.ptr .. "/docker_stacks", j - 1))
-        dep(r, "vm:" .. g.id)
+        dep(r, g.rid)
         dep(r, endpoint)
         if self.portainer_server then dep(r, self.portainer_server.kind .. ":" .. self.portainer_server.id) end
       end
@@ -279,7 +278,7 @@ function Builder:edge()
     if ts then
       local fqdn = ts.host or (host.domain_name and (ts.name .. "." .. host.domain_name) or ts.name)
       services[#services + 1] = { name = ts.name, port = ts.port, scheme = ts.scheme or "http", host = fqdn,
-        backend_ip = guest_ip(g.want), guest = g.kind .. ":" .. g.id }
+        backend_ip = guest_ip(g.want), guest = g.rid }
     end
   end
   local step = host.step_ca
@@ -288,7 +287,7 @@ function Builder:edge()
     if g then
       local want = {}
       for k, v in pairs(step) do want[k] = v end
-      want.guest, want.ip = g.kind .. ":" .. g.id, guest_ip(g.want)
+      want.guest, want.ip = g.rid, guest_ip(g.want)
       want.ca_url = want.ca_url or ("https://" .. (want.ip or want.dns_name) .. ":9000")
       want.acme_provisioner = want.acme_provisioner or "acme"
       want.step_path = want.step_path or "/root/.step"
@@ -364,10 +363,10 @@ function Builder:edge()
       if ip and g.want.name then
         local hn = g.want.name:lower()
         records[#records + 1] = { hostname = host.domain_name and (hn .. "." .. host.domain_name) or hn, ip = ip,
-          guest = g.kind .. ":" .. g.id }
+          guest = g.rid }
       end
       for _, d in ipairs(g.want.dns_records or {}) do
-        records[#records + 1] = { hostname = d.hostname, ip = d.ip, guest = g.kind .. ":" .. g.id }
+        records[#records + 1] = { hostname = d.hostname, ip = d.ip, guest = g.rid }
       end
     end
     want.records = records
@@ -459,17 +458,17 @@ end
 -- build(ctx) -> resources, by_id
 -- ctx: { dir, host, cts, vms, stacks_doc, problems, firewall_ptr }
 function M.build(ctx)
-  local b = setmetatable({ resources = {}, by_id = {}, mountpoints = {}, guest_kind = {}, all_guests = {} }, Builder)
+  local b = setmetatable({ resources = {}, by_id = {}, mountpoints = {}, guest_kind = {}, rid_of = {}, all_guests = {} },
+    Builder)
   for k, v in pairs(ctx) do b[k] = v end
-  for _, g in ipairs(b.cts) do
-    g.kind, g.file = "lxc", LXC
-    b.all_guests[#b.all_guests + 1] = g
-    b.guest_kind[g.id] = b.guest_kind[g.id] or "lxc"
-  end
-  for _, g in ipairs(b.vms) do
-    g.kind, g.file = "vm", VM
-    b.all_guests[#b.all_guests + 1] = g
-    b.guest_kind[g.id] = b.guest_kind[g.id] or "vm"
+  -- each guest's ID as a string and as a resource ID, made once
+  for _, list in ipairs { { b.cts, "lxc", LXC }, { b.vms, "vm", VM } } do
+    for _, g in ipairs(list[1]) do
+      g.kind, g.file, g.sid = list[2], list[3], tostring(g.id)
+      g.rid = g.kind .. ":" .. g.sid
+      b.all_guests[#b.all_guests + 1] = g
+      if not b.guest_kind[g.id] then b.guest_kind[g.id], b.rid_of[g.id] = g.kind, g.rid end
+    end
   end
   b:host_resources()
   b:guests()
@@ -481,5 +480,4 @@ function M.build(ctx)
   return b.resources, b.by_id, b
 end
 
-M.STACKS = STACKS
 return M

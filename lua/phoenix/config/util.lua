@@ -23,7 +23,9 @@ end
 
 -- RFC 6901 escaping of one reference token.
 function M.escape(token)
-  return (tostring(token):gsub("~", "~0"):gsub("/", "~1"))
+  if type(token) ~= "string" then return tostring(token) end
+  if not token:find("[~/]") then return token end
+  return (token:gsub("~", "~0"):gsub("/", "~1"))
 end
 
 -- pointer("/lxc_configs", "101", "features", 2) -> "/lxc_configs/101/features/2"

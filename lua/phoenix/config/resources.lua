@@ -323,7 +323,7 @@ function Builder:edge()
       if #labelled > 0 then
         -- "Traefik again": the stacks' routes, once the stacks are deployed.
         local again = self:add("traefik", "stacks", "sync", { guest = r.want.guest, ip = r.want.ip,
-          domain_name = host.domain_name, stacks = labelled }, STACKS, "/docker_stacks")
+          domain_name = host.domain_name, stacks = labelled }, "phoenix_stacks_config.json", "/docker_stacks")
         dep(again, r.want.guest)
         dep(again, "traefik:config")
         for _, st in ipairs(labelled) do dep(again, "stack:" .. st.stack .. "@" .. st.vmid) end

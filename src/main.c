@@ -45,6 +45,16 @@ static int has_main(const char *lua_dir) {
  * build tree it is the source tree; installed it is <prefix>/share/phoenix,
  * found relative to the executable so an installed tree can be moved.
  */
+/* Loadable modules (px.http, px.git): <build>/lib in the build tree,
+ * <prefix>/lib/phoenix installed, next to the binary either way. */
+static void find_libdir(const char *exe, char *out, size_t len) {
+  char dirbuf[PATH_MAX], bin_real[PATH_MAX];
+  snprintf(dirbuf, sizeof dirbuf, "%s", exe);
+  const char *dir = dirname(dirbuf);
+  if (realpath(PX_BINARY_DIR, bin_real) && strcmp(bin_real, dir) == 0) snprintf(out, len, "%s/lib", PX_BINARY_DIR);
+  else snprintf(out, len, "%s/../%s", dir, PX_LIB_REL);
+}
+
 static int find_home(char *home, size_t len, char *exe, size_t exelen) {
   const char *env = getenv("PHOENIX_HOME");
   ssize_t n = readlink("/proc/self/exe", exe, exelen - 1);
@@ -95,12 +105,17 @@ static void preload(lua_State *L) {
 }
 
 /* package.path: our tree first, then Lua's defaults (busted, penlight ...). */
-static void set_paths(lua_State *L, const char *lua_dir) {
+static void set_paths(lua_State *L, const char *lua_dir, const char *lib_dir) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
   const char *old = lua_tostring(L, -1);
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", lua_dir, lua_dir, old ? old : "");
   lua_setfield(L, -3, "path");
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "cpath");
+  old = lua_tostring(L, -1);
+  lua_pushfstring(L, "%s/?.so;%s", lib_dir, old ? old : "");
+  lua_setfield(L, -3, "cpath");
   lua_pop(L, 2);
 }
 
@@ -169,7 +184,7 @@ int main(int argc, char **argv) {
   snprintf(lua_dir, sizeof lua_dir, "%s", lua_dir_opt ? lua_dir_opt : home);
   if (!lua_dir_opt) strncat(lua_dir, "/lua", sizeof lua_dir - strlen(lua_dir) - 1);
   if (!has_main(lua_dir)) {
-    fprintf(stderr, "phoenix: %s/phoenix/main.lua not found (wrong --lua-dir?)\n", lua_dir);
+    fprintf(stderr, "phoenix: %s/phoenix/main.lua not found (check --lua-dir and PHOENIX_HOME)\n", lua_dir);
     return EXIT_USAGE;
   }
 
@@ -183,7 +198,9 @@ int main(int argc, char **argv) {
   }
   luaL_openlibs(L);
   preload(L);
-  set_paths(L, lua_dir);
+  char lib_dir[PATH_MAX + 64];
+  find_libdir(exe, lib_dir, sizeof lib_dir);
+  set_paths(L, lua_dir, lib_dir);
   set_px(L, home, lua_dir, exe);
 
   lua_pushcfunction(L, side_version);

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,10 +92,19 @@ static void reap(struct handle *h, int block) {
   } while (r < 0 && errno == EINTR);
   if (r == h->pid || (r < 0 && errno == ECHILD)) {
     h->reaped = 1;
+    px_sys_untrack_group(h->pid);
     h->reaped_at = px_wait_now_ms();
     h->duration_ms = now_exact_ms() - h->start_exact;
+    if (r < 0) h->status = -1; /* someone else reaped it: exit status unknown */
     close_fd(&h->pidfd);
     close_fd(&h->stdin_fd);
+    /* After a timeout the leader had its grace period; members of its group
+     * still running (a grandchild that ignores TERM) are killed now, while
+     * the group id cannot have been reused, so nothing is left behind. */
+    if (h->timed_out && !h->killed && h->pid > 0) {
+      kill(-h->pid, SIGKILL);
+      h->killed = 1;
+    }
   }
 }
 
@@ -133,15 +143,38 @@ static void drain(struct capture *c) {
   }
 }
 
+/* write(2) to a pipe whose reader is gone raises SIGPIPE. phoenix ignores
+ * it (main.c), but this module may run in any host (the C tests), so the
+ * signal is blocked around the write and a pending one is consumed. */
+static ssize_t write_nosigpipe(int fd, const void *p, size_t n) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  int was_pending = 0;
+  sigset_t pending;
+  if (sigpending(&pending) == 0) was_pending = sigismember(&pending, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  ssize_t r = write(fd, p, n);
+  int e = errno;
+  if (r < 0 && e == EPIPE && !was_pending) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = e;
+  return r;
+}
+
 static void feed_stdin(struct handle *h) {
   while (h->stdin_fd >= 0 && h->stdin_off < h->stdin_len) {
-    ssize_t n = write(h->stdin_fd, h->stdin_data + h->stdin_off, h->stdin_len - h->stdin_off);
+    ssize_t n = write_nosigpipe(h->stdin_fd, h->stdin_data + h->stdin_off, h->stdin_len - h->stdin_off);
     if (n > 0) {
       h->stdin_off += (size_t)n;
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else {
-      if (errno != EAGAIN) close_fd(&h->stdin_fd); /* EPIPE: it stopped reading */
+      if (n == 0 || errno != EAGAIN) close_fd(&h->stdin_fd); /* EPIPE: it stopped reading */
       return;
     }
   }
@@ -182,13 +215,17 @@ static int exec_fill(struct px_waitable *w, struct pollfd *fds, int max, int64_t
 
 static void exec_step(struct px_waitable *w, const struct pollfd *fds, int n, int64_t now) {
   struct handle *h = (struct handle *)w;
+  int exited = h->pidfd < 0; /* without a pidfd, try waitpid every time */
   for (int i = 0; i < n; i++) {
     if (!fds[i].revents) continue;
     if (fds[i].fd == h->stdin_fd) feed_stdin(h);
     else if (fds[i].fd == h->out.fd) drain(&h->out);
     else if (fds[i].fd == h->err.fd) drain(&h->err);
+    else if (fds[i].fd == h->pidfd) exited = 1;
   }
-  if (!h->reaped) reap(h, 0);
+  /* Many handles wait together: only the ones whose pidfd fired cost a
+   * waitpid(2). */
+  if (!h->reaped && exited) reap(h, 0);
   if (!h->reaped) {
     if (h->timeout_ms > 0 && !h->timed_out && now >= h->start_ms + h->timeout_ms) {
       h->timed_out = 1;
@@ -229,8 +266,12 @@ static int wait_set(struct px_waitable **ws, int nw, int64_t deadline) {
   int interrupted = 0;
   if (fds == NULL || cnt == NULL) abort(); /* tiny allocations: out of memory */
   for (;;) {
+    /* Something already finished: one non-blocking pass still moves the
+     * others along (drains pipes, reaps), so a caller that keeps finished
+     * handles in its list cannot starve the rest. */
+    int ready = 0;
     for (int i = 0; i < nw; i++)
-      if (ws[i]->ops->finished(ws[i])) goto out;
+      if (ws[i]->ops->finished(ws[i])) ready = 1;
     int64_t dl = deadline;
     int nfds = 0;
     for (int i = 0; i < nw; i++) {
@@ -244,7 +285,7 @@ static int wait_set(struct px_waitable **ws, int nw, int64_t deadline) {
       fds[nfds].revents = 0;
     }
     int64_t now = px_wait_now_ms();
-    int ms = dl < 0 ? -1 : (dl > now ? (int)(dl - now) : 0);
+    int ms = ready ? 0 : dl < 0 ? -1 : (dl > now ? (int)(dl - now) : 0);
     int r = poll(fds, (nfds_t)(nfds + (ifd >= 0)), ms);
     if (r < 0 && errno != EINTR) abort(); /* EFAULT/EINVAL: our bug */
     now = px_wait_now_ms();
@@ -260,6 +301,9 @@ static int wait_set(struct px_waitable **ws, int nw, int64_t deadline) {
       interrupted = 1;
       goto out;
     }
+    if (ready) goto out;
+    for (int i = 0; i < nw; i++)
+      if (ws[i]->ops->finished(ws[i])) goto out;
     if (deadline >= 0 && now >= deadline) goto out;
   }
 out:
@@ -278,14 +322,14 @@ static void push_signal_name(lua_State *L, int sig) {
 
 static void push_result(lua_State *L, struct handle *h) {
   lua_createtable(L, 0, 9);
-  int code;
+  int code, known = h->status != -1;
   if (h->timed_out) code = 124;
-  else if (WIFEXITED(h->status)) code = WEXITSTATUS(h->status);
-  else if (WIFSIGNALED(h->status)) code = 128 + WTERMSIG(h->status);
+  else if (known && WIFEXITED(h->status)) code = WEXITSTATUS(h->status);
+  else if (known && WIFSIGNALED(h->status)) code = 128 + WTERMSIG(h->status);
   else code = -1;
   lua_pushinteger(L, code);
   lua_setfield(L, -2, "code");
-  if (WIFSIGNALED(h->status)) {
+  if (known && WIFSIGNALED(h->status)) {
     push_signal_name(L, WTERMSIG(h->status));
     lua_setfield(L, -2, "signal");
   }
@@ -358,7 +402,14 @@ static const char *arg_string(lua_State *L, int anchor, int *slot) {
 static int get_mode(lua_State *L, int opts, const char *field) {
   static const char *const modes[] = {"capture", "inherit", "null", NULL};
   lua_getfield(L, opts, field);
-  int m = lua_isnil(L, -1) ? OUT_CAPTURE : luaL_checkoption(L, -1, NULL, modes);
+  int m = OUT_CAPTURE;
+  if (!lua_isnil(L, -1)) {
+    const char *v = lua_tostring(L, -1);
+    for (m = 0; v && modes[m] && strcmp(v, modes[m]) != 0; m++) {
+    }
+    if (v == NULL || modes[m] == NULL)
+      luaL_error(L, "bad option '%s' (\"capture\", \"inherit\" or \"null\" expected)", field);
+  }
   lua_pop(L, 1);
   return m;
 }
@@ -491,7 +542,9 @@ static void read_spec(lua_State *L, int idx, struct spec *s) {
  * ordinary nil, msg instead of a child that exits 127. */
 static int resolve(const char *prog, const char *path, char *out, size_t outlen) {
   if (strchr(prog, '/')) {
-    if (access(prog, F_OK) != 0) return errno;
+    struct stat st;
+    if (stat(prog, &st) != 0) return errno;
+    if (S_ISDIR(st.st_mode)) return EISDIR;
     snprintf(out, outlen, "%s", prog);
     return access(prog, X_OK) == 0 ? 0 : errno;
   }
@@ -502,7 +555,8 @@ static int resolve(const char *prog, const char *path, char *out, size_t outlen)
     size_t dl = colon ? (size_t)(colon - p) : strlen(p);
     if (dl == 0) snprintf(out, outlen, "./%s", prog);
     else snprintf(out, outlen, "%.*s/%s", (int)dl, p, prog);
-    if (access(out, X_OK) == 0) return 0;
+    struct stat st;
+    if (access(out, X_OK) == 0 && stat(out, &st) == 0 && S_ISREG(st.st_mode)) return 0;
     if (errno == EACCES) found_noexec = 1;
     p += dl + (colon ? 1 : 0);
     if (!colon) break;
@@ -529,8 +583,9 @@ static int start(struct handle *h, const struct spec *s, char *msg, size_t msgle
   }
   if (s->cwd) {
     struct stat st;
-    if (stat(s->cwd, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      snprintf(msg, msglen, "%s: cwd %s: %s", s->argv[0], s->cwd, strerror(errno ? errno : ENOTDIR));
+    int ce = stat(s->cwd, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+    if (ce != 0) {
+      snprintf(msg, msglen, "%s: cwd %s: %s", s->argv[0], s->cwd, strerror(ce));
       return 0;
     }
   }
@@ -588,6 +643,7 @@ static int start(struct handle *h, const struct spec *s, char *msg, size_t msgle
   close_fd(&p[1][1]);
   close_fd(&p[2][1]);
   h->pid = pid;
+  px_sys_track_group(pid);
   h->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (h->pidfd >= 0) fcntl(h->pidfd, F_SETFD, FD_CLOEXEC);
   h->stdin_fd = p[0][1];
@@ -777,6 +833,7 @@ static const luaL_Reg funcs[] = {
 };
 
 int luaopen_px_exec(lua_State *L) {
+  px_sys_guard_groups(); /* a signal that kills phoenix reaches its children */
   if (luaL_newmetatable(L, HANDLE_MT)) {
     luaL_newlib(L, handle_methods);
     lua_setfield(L, -2, "methods");

@@ -5,7 +5,9 @@
  *   write(path, data, {mode=, uid=, gid=, backup=}) -> true | nil, msg
  *       always atomic: a temp file in the same directory, fsync, rename,
  *       fsync of the directory; a reader sees the old or the new file,
- *       never a part. backup = "SUFFIX" keeps the previous file as
+ *       never a part. An existing file keeps its mode and owner unless
+ *       given; a symlink is written through (its target is replaced, the
+ *       link stays). backup = "SUFFIX" keeps the previous file as
  *       path..SUFFIX (a hard link made before the rename).
  *   stat(path, {follow=true})          -> {type, size, mode, uid, gid, mtime} | nil, msg
  *   exists(path)                       -> boolean
@@ -14,12 +16,15 @@
  *   remove(path)                       -> true | nil, msg (absent is fine)
  *   sha256(data), sha256_file(path)    -> hex | nil, msg
  *   flock(path, {mode="exclusive"|"shared", timeout_ms=}) -> lock | nil, msg
+ *       timeout_ms: 0 (default) tries once, < 0 waits without limit (an
+ *       interrupt trapped by px.sys ends the wait).
  *       lock:write(text) replaces the lock file's content (who holds it);
  *       lock:unlock(), <close> and __gc release it.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +37,28 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "px_sys.h"
+
 #define LOCK_MT "px.fs.lock"
+#define FD_MT "px.fs.fd"
+
+/* An fd owned by a userdata, so a Lua error (out of memory while a file is
+ * read) cannot leak it. */
+static int fdbox_gc(lua_State *L) {
+  int *fd = lua_touserdata(L, 1);
+  if (*fd >= 0) {
+    close(*fd);
+    *fd = -1;
+  }
+  return 0;
+}
+
+static int *fdbox_new(lua_State *L) {
+  int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
+  *fd = -1;
+  luaL_setmetatable(L, FD_MT);
+  return fd;
+}
 
 static int fail(lua_State *L, const char *what, int err) {
   lua_pushnil(L);
@@ -79,24 +105,22 @@ static lua_Integer opt_int(lua_State *L, int idx, const char *k, lua_Integer def
 
 static int fs_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(L, path, errno);
+  int *fd = fdbox_new(L);
+  *fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0) return fail(L, path, errno);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (;;) {
     char *p = luaL_prepbuffsize(&b, 65536);
-    ssize_t n = read(fd, p, 65536);
+    ssize_t n = read(*fd, p, 65536);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return fail(L, path, e);
-    }
+    if (n < 0) return fail(L, path, errno); /* the box closes fd */
     if (n == 0) break;
     luaL_addsize(&b, (size_t)n);
   }
-  close(fd);
   luaL_pushresult(&b);
+  close(*fd);
+  *fd = -1;
   return 1;
 }
 
@@ -120,44 +144,68 @@ static void split_dir(const char *path, char *dir, size_t len) {
 
 static const char *const write_opts[] = {"mode", "uid", "gid", "backup", NULL};
 
+static lua_Integer opt_ranged(lua_State *L, int idx, const char *k, lua_Integer max) {
+  lua_Integer v = opt_int(L, idx, k, -1);
+  if (v < -1 || v > max) luaL_error(L, "bad option '%s' (out of range)", k);
+  return v;
+}
+
 static int fs_write(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   check_opts(L, 3, write_opts);
-  lua_Integer mode = opt_int(L, 3, "mode", -1);
-  lua_Integer uid = opt_int(L, 3, "uid", -1);
-  lua_Integer gid = opt_int(L, 3, "gid", -1);
+  lua_Integer mode = opt_ranged(L, 3, "mode", 07777);
+  lua_Integer uid = opt_ranged(L, 3, "uid", 0x7fffffff);
+  lua_Integer gid = opt_ranged(L, 3, "gid", 0x7fffffff);
   const char *backup = NULL;
   if (!lua_isnoneornil(L, 3)) {
     lua_getfield(L, 3, "backup");
-    if (!lua_isnil(L, -1)) backup = luaL_checkstring(L, -1); /* stays on the stack */
+    if (!lua_isnil(L, -1)) {
+      if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0 || strchr(lua_tostring(L, -1), '/'))
+        luaL_error(L, "bad option 'backup' (a suffix such as \".bak\" expected)");
+      backup = lua_tostring(L, -1); /* stays on the stack */
+    }
   }
-  char dir[4096], tmp[4200];
-  split_dir(path, dir, sizeof dir);
   const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
   if (*base == '\0') return luaL_argerror(L, 1, "names a directory");
+  if (strlen(path) > PATH_MAX - 64) return fail(L, path, ENAMETOOLONG);
+
+  /* Write through a symlink: replacing the link by a file would break
+   * setups that point config files elsewhere (resolv.conf ...). */
+  char target[PATH_MAX];
+  struct stat lst;
+  if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    if (realpath(path, target) == NULL) return fail(L, path, errno);
+    path = target;
+    base = strrchr(path, '/') + 1;
+  }
+  char dir[PATH_MAX], tmp[PATH_MAX + 64];
+  split_dir(path, dir, sizeof dir);
   snprintf(tmp, sizeof tmp, "%s/.%s.pxtmp.XXXXXX", dir, base);
 
   struct stat old;
   int had_old = stat(path, &old) == 0;
-  if (had_old && !S_ISREG(old.st_mode)) return fail(L, path, EISDIR);
+  if (had_old && !S_ISREG(old.st_mode)) return fail(L, path, S_ISDIR(old.st_mode) ? EISDIR : EINVAL);
   int fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0) return fail(L, path, errno);
   /* Keep the old file's mode and owner unless told otherwise. */
   mode_t m = mode >= 0 ? (mode_t)mode : had_old ? (old.st_mode & 07777) : 0644;
   uid_t u = uid >= 0 ? (uid_t)uid : had_old ? old.st_uid : (uid_t)-1;
   gid_t g = gid >= 0 ? (gid_t)gid : had_old ? old.st_gid : (gid_t)-1;
+  struct stat cur;
   int e = 0;
-  if (write_all(fd, data, len) != 0 || fchmod(fd, m) != 0 ||
-      ((u != (uid_t)-1 || g != (gid_t)-1) && fchown(fd, u, g) != 0) || fsync(fd) != 0)
+  if (write_all(fd, data, len) != 0 || fstat(fd, &cur) != 0) e = errno;
+  /* chown before chmod: chown clears set-user/group-ID bits. */
+  if (!e && ((u != (uid_t)-1 && u != cur.st_uid) || (g != (gid_t)-1 && g != cur.st_gid)) && fchown(fd, u, g) != 0)
     e = errno;
+  if (!e && (fchmod(fd, m) != 0 || fsync(fd) != 0)) e = errno;
   if (close(fd) != 0 && !e) e = errno;
   if (!e && backup && had_old) {
-    char bak[4200];
+    char bak[PATH_MAX + 256];
     snprintf(bak, sizeof bak, "%s%s", path, backup);
-    unlink(bak);
-    if (link(path, bak) != 0) e = errno;
+    if (unlink(bak) != 0 && errno != ENOENT) e = errno;
+    else if (link(path, bak) != 0) e = errno;
   }
   if (!e && rename(tmp, path) != 0) e = errno;
   if (e) {
@@ -428,11 +476,13 @@ static const char *const flock_opts[] = {"mode", "timeout_ms", NULL};
 static int fs_flock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   check_opts(L, 2, flock_opts);
-  static const char *const modes[] = {"exclusive", "shared", NULL};
   int shared = 0;
   if (!lua_isnoneornil(L, 2)) {
     lua_getfield(L, 2, "mode");
-    shared = luaL_checkoption(L, -1, "exclusive", modes) == 1;
+    const char *m = lua_tostring(L, -1);
+    if (m && strcmp(m, "shared") == 0) shared = 1;
+    else if (!lua_isnil(L, -1) && !(m && strcmp(m, "exclusive") == 0))
+      luaL_error(L, "bad option 'mode' (\"exclusive\" or \"shared\" expected)");
     lua_pop(L, 1);
   }
   lua_Integer timeout = opt_int(L, 2, "timeout_ms", 0);
@@ -440,10 +490,11 @@ static int fs_flock(lua_State *L) {
   lk->fd = -1;
   luaL_setmetatable(L, LOCK_MT);
   lk->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lk->fd < 0 && errno == EACCES && shared) lk->fd = open(path, O_RDONLY | O_CLOEXEC);
   if (lk->fd < 0) return fail(L, path, errno);
   struct timespec t0, now;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  long delay_ms = 5;
+  long delay_ms = 2;
   for (;;) {
     if (flock(lk->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) return 1;
     if (errno != EWOULDBLOCK && errno != EINTR) {
@@ -453,19 +504,22 @@ static int fs_flock(lua_State *L) {
       return fail(L, path, e);
     }
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long elapsed = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-    if (elapsed >= timeout) {
+    long elapsed = (long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+    int interrupted = timeout < 0 && px_sys_interrupted();
+    if ((timeout >= 0 && elapsed >= timeout) || interrupted) {
       close(lk->fd);
       lk->fd = -1;
       lua_pushnil(L);
-      lua_pushfstring(L, "%s: held by another process (waited %d ms)", path, (int)timeout);
-      return 2;
+      if (interrupted) lua_pushfstring(L, "%s: interrupted while waiting for the lock", path);
+      else lua_pushfstring(L, "%s: locked by another process (waited %d ms)", path, (int)timeout);
+      lua_pushstring(L, interrupted ? "interrupted" : "busy"); /* for callers that branch on it */
+      return 3;
     }
-    long left = timeout - elapsed;
-    long d = delay_ms < left ? delay_ms : left;
+    long d = delay_ms;
+    if (timeout >= 0 && timeout - elapsed < d) d = timeout - elapsed;
     struct timespec ts = {d / 1000, (d % 1000) * 1000000};
     nanosleep(&ts, NULL);
-    if (delay_ms < 100) delay_ms *= 2;
+    if (delay_ms < 50) delay_ms *= 2;
   }
 }
 
@@ -516,6 +570,11 @@ int luaopen_px_fs(lua_State *L) {
     lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, lock_tostring);
     lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, FD_MT)) {
+    lua_pushcfunction(L, fdbox_gc);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, "px.fs.dir")) {

@@ -29,15 +29,15 @@ enum { LV_DEBUG, LV_INFO, LV_WARN, LV_ERROR, LV_QUIET };
 static const char *const level_names[] = {"debug", "info", "warn", "error", "quiet", NULL};
 
 #define MASK "(secret)"
-#define MAX_SECRETS 256
+#define MAX_SECRETS 4096
 
 /* Process-wide: one log per process, as stderr is. */
 static int cur_level = LV_INFO;
 static int color_mode = -1; /* -1 auto */
 static FILE *json_out = NULL;
-static char *secrets[MAX_SECRETS];
-static size_t secret_lens[MAX_SECRETS];
-static int nsecrets = 0;
+static char **secrets = NULL;
+static size_t *secret_lens = NULL;
+static int nsecrets = 0, secrets_cap = 0;
 static int capturing = 0;
 static char *cap_buf = NULL;
 static size_t cap_len = 0, cap_cap = 0;
@@ -48,10 +48,28 @@ static int use_color(void) {
   return isatty(2) && !(nc && *nc);
 }
 
-/* Pushes text with every secret replaced. Longest secrets go first (kept
- * sorted on registration) so a secret containing another is masked whole. */
+/* Pushes text with every secret replaced. All occurrences of all secrets
+ * are marked first, then each run of marked bytes becomes one MASK, so
+ * overlapping or adjacent secrets ("abcd" and "cdef" in "abcdef") leave
+ * no piece of either visible. */
 static const char *push_scrubbed(lua_State *L, const char *s, size_t len, size_t *outlen) {
-  if (nsecrets == 0) {
+  if (nsecrets == 0 || len == 0) {
+    lua_pushlstring(L, s, len);
+    return lua_tolstring(L, -1, outlen);
+  }
+  unsigned char *mark = lua_newuserdatauv(L, len, 0);
+  memset(mark, 0, len);
+  int any = 0;
+  for (size_t i = 0; i < len; i++)
+    for (int k = 0; k < nsecrets; k++) {
+      size_t n = secret_lens[k];
+      if (n <= len - i && s[i] == secrets[k][0] && memcmp(s + i, secrets[k], n) == 0) {
+        memset(mark + i, 1, n);
+        any = 1;
+      }
+    }
+  if (!any) {
+    lua_pop(L, 1);
     lua_pushlstring(L, s, len);
     return lua_tolstring(L, -1, outlen);
   }
@@ -59,21 +77,18 @@ static const char *push_scrubbed(lua_State *L, const char *s, size_t len, size_t
   luaL_buffinit(L, &b);
   size_t i = 0;
   while (i < len) {
-    int hit = -1;
-    for (int k = 0; k < nsecrets; k++)
-      if (secret_lens[k] <= len - i && memcmp(s + i, secrets[k], secret_lens[k]) == 0) {
-        hit = k;
-        break;
-      }
-    if (hit >= 0) {
+    if (mark[i]) {
       luaL_addstring(&b, MASK);
-      i += secret_lens[hit];
+      while (i < len && mark[i]) i++;
     } else {
-      luaL_addchar(&b, s[i]);
-      i++;
+      size_t j = i;
+      while (j < len && !mark[j]) j++;
+      luaL_addlstring(&b, s + i, j - i);
+      i = j;
     }
   }
   luaL_pushresult(&b);
+  lua_remove(L, -2); /* the marks */
   return lua_tolstring(L, -1, outlen);
 }
 
@@ -200,24 +215,63 @@ static int log_close(lua_State *L) {
   return 0;
 }
 
+static int add_secret(lua_State *L, const char *s, size_t n) {
+  for (int k = 0; k < nsecrets; k++)
+    if (secret_lens[k] == n && memcmp(secrets[k], s, n) == 0) return 0;
+  if (nsecrets == MAX_SECRETS) return luaL_error(L, "too many secrets registered (%d)", MAX_SECRETS);
+  if (nsecrets == secrets_cap) {
+    int ncap = secrets_cap ? secrets_cap * 2 : 16;
+    char **ns = realloc(secrets, sizeof *ns * (size_t)ncap);
+    if (!ns) return luaL_error(L, "out of memory");
+    secrets = ns;
+    size_t *nl = realloc(secret_lens, sizeof *nl * (size_t)ncap);
+    if (!nl) return luaL_error(L, "out of memory");
+    secret_lens = nl;
+    secrets_cap = ncap;
+  }
+  char *copy = malloc(n);
+  if (!copy) return luaL_error(L, "out of memory");
+  memcpy(copy, s, n);
+  secrets[nsecrets] = copy;
+  secret_lens[nsecrets] = n;
+  nsecrets++;
+  return 0;
+}
+
+/* redact(secret): also registers the secret as px.json writes it inside a
+ * string (quotes, backslashes and control bytes escaped), so a JSON log
+ * line cannot carry it in escaped form. */
 static int log_redact(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   if (n == 0) return 0;
-  for (int k = 0; k < nsecrets; k++)
-    if (secret_lens[k] == n && memcmp(secrets[k], s, n) == 0) return 0;
-  if (nsecrets == MAX_SECRETS) return luaL_error(L, "too many secrets registered (%d)", MAX_SECRETS);
-  char *copy = malloc(n);
-  if (!copy) return luaL_error(L, "out of memory");
-  memcpy(copy, s, n);
-  int i = nsecrets++;
-  while (i > 0 && secret_lens[i - 1] < n) { /* keep longest first */
-    secrets[i] = secrets[i - 1];
-    secret_lens[i] = secret_lens[i - 1];
-    i--;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+      case '"': luaL_addstring(&b, "\\\""); break;
+      case '\\': luaL_addstring(&b, "\\\\"); break;
+      case '\n': luaL_addstring(&b, "\\n"); break;
+      case '\r': luaL_addstring(&b, "\\r"); break;
+      case '\t': luaL_addstring(&b, "\\t"); break;
+      case '\b': luaL_addstring(&b, "\\b"); break;
+      case '\f': luaL_addstring(&b, "\\f"); break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char u[8];
+          snprintf(u, sizeof u, "\\u%04x", c);
+          luaL_addstring(&b, u);
+        } else {
+          luaL_addchar(&b, (char)c);
+        }
+    }
   }
-  secrets[i] = copy;
-  secret_lens[i] = n;
+  luaL_pushresult(&b);
+  size_t en;
+  const char *esc = lua_tolstring(L, -1, &en);
+  add_secret(L, s, n);
+  if (en != n || memcmp(esc, s, n) != 0) add_secret(L, esc, en);
   return 0;
 }
 

@@ -4,6 +4,9 @@
  * The trap turns the first SIGINT/SIGTERM into a flag plus a byte on a
  * self-pipe, so the scheduler can stop starting work and let running steps
  * finish; a second signal gets the default action (the user insists).
+ * Whenever such a signal does end phoenix, the process groups of its
+ * children (registered by px.exec) get the same signal first: they run in
+ * groups of their own, and would otherwise outlive it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,12 +31,58 @@ static volatile sig_atomic_t caught_signal = 0;
 int px_sys_interrupt_fd(void) { return trap_pipe[0]; }
 int px_sys_interrupted(void) { return caught_signal; }
 
+/* Live child process groups (px.exec). Plain int stores are atomic here;
+ * the handler only reads. A slot holds a pgid or 0. */
+#define MAX_GROUPS 4096
+static volatile int groups[MAX_GROUPS];
+
+void px_sys_track_group(int pgid) {
+  for (int i = 0; i < MAX_GROUPS; i++)
+    if (groups[i] == 0) {
+      groups[i] = pgid;
+      return;
+    }
+}
+
+void px_sys_untrack_group(int pgid) {
+  for (int i = 0; i < MAX_GROUPS; i++)
+    if (groups[i] == pgid) {
+      groups[i] = 0;
+      return;
+    }
+}
+
+/* phoenix is about to die of sig: its children get it too, as they would
+ * if they shared its terminal's foreground group. Async-signal-safe. */
+static void die_with_children(int sig) {
+  for (int i = 0; i < MAX_GROUPS; i++)
+    if (groups[i] > 0) kill(-groups[i], sig);
+  signal(sig, SIG_DFL);
+  raise(sig); /* delivered when the handler returns */
+}
+
+static void on_fatal(int sig) {
+  int saved = errno;
+  die_with_children(sig);
+  errno = saved;
+}
+
+void px_sys_guard_groups(void) {
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+    struct sigaction old;
+    if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sigs[i], &sa, NULL);
+  }
+}
+
 static void on_signal(int sig) {
   int saved = errno;
-  if (caught_signal) {
-    signal(sig, SIG_DFL);
-    raise(sig);
-  }
+  if (caught_signal) die_with_children(sig);
   caught_signal = sig;
   if (trap_pipe[1] >= 0) {
     ssize_t r = write(trap_pipe[1], "!", 1);
@@ -70,7 +119,7 @@ static int sys_time(lua_State *L) {
 /* sleep(seconds): blocking; coroutines should use the scheduler's sleep. */
 static int sys_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
-  luaL_argcheck(L, s >= 0, 1, "must be >= 0");
+  luaL_argcheck(L, s >= 0 && s <= 1e9, 1, "must be between 0 and 1e9 seconds");
   struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !caught_signal) {
   }

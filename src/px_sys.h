@@ -8,4 +8,13 @@ int px_sys_interrupt_fd(void);
 /* The signal number caught since the trap was installed, or 0. */
 int px_sys_interrupted(void);
 
+/* Children run in their own process groups, so a signal that kills phoenix
+ * would not reach them. px.exec registers each live group here; when
+ * SIGINT/SIGTERM/SIGHUP ends phoenix (untrapped, or the second one after
+ * trap_interrupt) the same signal is sent to every registered group first. */
+void px_sys_track_group(int pgid);
+void px_sys_untrack_group(int pgid);
+/* Installs that forwarding for signals still at their default action. */
+void px_sys_guard_groups(void);
+
 #endif

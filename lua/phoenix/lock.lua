@@ -11,9 +11,9 @@ M.default_path = "/run/lock/phoenix.lock"
 function M.acquire(path, timeout, what)
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" and not fs.exists(dir) then fs.mkdir(dir) end
-  local lock, err = fs.flock(path, { mode = "exclusive", timeout_ms = math.floor((timeout or 0) * 1000) })
+  local lock, err, why = fs.flock(path, { mode = "exclusive", timeout_ms = math.floor((timeout or 0) * 1000) })
   if not lock then
-    if err and err:find("held by another process", 1, true) then
+    if why == "busy" then
       local info = fs.read(path) or ""
       local pid = info:match("pid=(%d+)")
       local started = info:match("started=(%S+)")

@@ -137,7 +137,7 @@ function M.select(site, scope, ids)
   return out
 end
 
-local function describe_fn(env)
+function M.describe_fn(env)
   return function(id)
     local r = env.site.by_id[id]
     local recipe = r and env.registry:get(r.type)
@@ -183,7 +183,7 @@ function M.execute(verb, opts, env, resources, mode)
   elseif verb == "status" then
     io.stdout:write(report.status_text(rep))
   elseif mode == "plan" then
-    io.stdout:write(report.plan_text(rep, describe_fn(env)))
+    io.stdout:write(report.plan_text(rep, M.describe_fn(env)))
   else
     for _, id in ipairs(rep.order) do
       io.stdout:write(report.result_text(rep.results[id], verbose))

@@ -24,7 +24,7 @@ static int pxtest_checks = 0;
   } while (0)
 
 #define PX_MODULE(name) int luaopen_px_##name(lua_State *L);
-#include "px_modules.h"
+#include "px_modules_all.h"
 #undef PX_MODULE
 
 static lua_State *pxtest_state(void) {
@@ -34,7 +34,7 @@ static lua_State *pxtest_state(void) {
 #define PX_MODULE(name)                    \
   lua_pushcfunction(L, luaopen_px_##name); \
   lua_setfield(L, -2, "px." #name);
-#include "px_modules.h"
+#include "px_modules_all.h"
 #undef PX_MODULE
   lua_pop(L, 1);
   return L;

@@ -3,6 +3,12 @@
 return {
   summary = "Run a Lua file with the phoenix primitives (px.*) and engine modules (phoenix.*) available.",
   usage = "FILE [args...]",
+  description = table.concat({
+    "As the standalone lua interpreter: arg[0] is FILE, arg[1..n] the arguments, which the",
+    "chunk also gets as '...'. Everything after FILE belongs to the script.",
+    "Exit code: the integer the file returns (0 if it returns anything else), 1 if it raises",
+    "an error (message and traceback on stderr), 2 if FILE cannot be read or compiled.",
+  }, "\n"),
   raw_args = true,
   run = function(_, args)
     local file = args[1]

@@ -20,7 +20,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -427,11 +426,29 @@ static const luaL_Reg funcs[] = {
     {"ls_tree", git_ls_tree}, {NULL, NULL},
 };
 
-static pthread_once_t git_once = PTHREAD_ONCE_INIT;
-static void git_init(void) { git_libgit2_init(); }
+/* libgit2's global state lives as long as the Lua state that loaded this
+ * module: it is shut down when the state closes, before Lua unloads the
+ * module (the state of an unloaded library would look leaked to LSan).
+ * git_libgit2_init/shutdown count, so several states are fine. */
+#define LIB_MT "px.git.lib"
+
+static int lib_gc(lua_State *L) {
+  (void)L;
+  git_libgit2_shutdown();
+  return 0;
+}
 
 int luaopen_px_git(lua_State *L) {
-  pthread_once(&git_once, git_init);
+  if (luaL_newmetatable(L, LIB_MT)) {
+    git_libgit2_init();
+    lua_pushcfunction(L, lib_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_newuserdatauv(L, 0, 0);
+    lua_pushvalue(L, -2);
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, LIB_MT ".state");
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, RES_MT)) {
     lua_pushcfunction(L, res_gc);
     lua_setfield(L, -2, "__gc");

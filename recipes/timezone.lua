@@ -19,7 +19,7 @@ return {
       return nil, "unknown time zone " .. want.timezone .. " (no " .. zone .. " on the host; is tzdata installed?)"
     end
     local name = t:read("/etc/timezone")
-    local lt = t:stat("/etc/localtime", { follow = false })
+    local lt = fs.stat(t:path("/etc/localtime"), { follow = false })
     return { exists = true, name = name and name:match("^%s*(.-)%s*$"),
       localtime_ok = lt ~= nil and lt.type == "link" and sha(t, "/etc/localtime") == sha(t, zone) }
   end,

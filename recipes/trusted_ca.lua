@@ -36,6 +36,7 @@ return {
 
   diff = function(_, want, have)
     if have.pending then
+      if have.exists then return {} end -- keep what is installed until the CA can be read
       return { { action = "create", field = DEST, to = want.root_ca_name, note = "from " .. want.ca_guest .. " once it runs" } }
     end
     return { files.change(DEST, have.current, have.cert) }

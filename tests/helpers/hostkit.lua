@@ -16,7 +16,7 @@ local M = {}
 local STUB = [[#!/bin/sh
 d=%q
 name=$(basename "$0")
-python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$name" "$@" >> "$d/calls.log"
+/usr/bin/python3 -S -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$name" "$@" >> "$d/calls.log"
 [ -f "$d/stdout.$name" ] && cat "$d/stdout.$name"
 [ -f "$d/stderr.$name" ] && cat "$d/stderr.$name" >&2
 [ -f "$d/exit.$name" ] && exit "$(cat "$d/exit.$name")"
@@ -27,7 +27,7 @@ exit 0
 local WRAP = [[#!/bin/sh
 d=%q
 name=$(basename "$0")
-python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$name" "$@" >> "$d/calls.log"
+/usr/bin/python3 -S -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$name" "$@" >> "$d/calls.log"
 exec %q "$@"
 ]]
 

@@ -155,9 +155,9 @@ return {
       if c.field == "pool" and c.action == "create" then
         local argv = { "zpool", "create" }
         -- a test root is the pool's altroot: its datasets mount under it
+        -- (and -m: zfs-fuse would mount the pool on the altroot itself)
         if ctx.target.root ~= "/" then
-          argv[#argv + 1] = "-R"
-          argv[#argv + 1] = ctx.target.root
+          for _, a in ipairs({ "-R", ctx.target.root, "-m", "/" .. want.name }) do argv[#argv + 1] = a end
         end
         argv[#argv + 1] = want.name
         local kind = kind_of(want.raid_level)

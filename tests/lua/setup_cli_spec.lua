@@ -83,7 +83,7 @@ describe("phoenix setup on the simulator", function()
     end
     assert.are.equal(0, r.code, r.stderr)
     assert.are.equal(0, s.failed)
-    assert.are.equal(1, node:count("^zpool create %-R .* tank mirror .*ata%-PHX_TEST_DISK_1 .*ata%-PHX_TEST_DISK_2$"))
+    assert.are.equal(1, node:count("^zpool create %-R .* %-m /tank tank mirror .*ata%-PHX_TEST_DISK_1 .*ata%-PHX_TEST_DISK_2$"))
     assert.are.equal(4, node:count("^zfs create %-p "))
     assert.are.equal(1, node:count("^zfs create %-p %-o compression=gzip %-o quota=10G %-o recordsize=64K tank/vm%-disks$"))
     assert.are.equal(2, node:count("^pvesm add zfspool "))

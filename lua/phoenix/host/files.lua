@@ -35,15 +35,20 @@ end
 
 -- change(path, old, new [, extra]) -> a change record, or nil when equal.
 -- Plans show the file and a line count, not the whole text.
+local function count(text)
+  local n = #lines(text)
+  return n .. (n == 1 and " line" or " lines")
+end
+
 function M.change(path, old, new, extra)
   if old == new then return nil end
   local c
   if new == nil then
-    c = { action = "delete", field = path, from = #lines(old) .. " lines" }
+    c = { action = "delete", field = path, from = count(old) }
   elseif old == nil then
-    c = { action = "create", field = path, to = #lines(new) .. " lines" }
+    c = { action = "create", field = path, to = count(new) }
   else
-    c = { action = "update", field = path, from = #lines(old) .. " lines", to = #lines(new) .. " lines",
+    c = { action = "update", field = path, from = count(old), to = count(new),
       note = M.summary(old, new) }
   end
   for k, v in pairs(extra or {}) do c[k] = v end

@@ -121,6 +121,10 @@ function M.same(prop, want, have, root)
   if prop == "mountpoint" and root and root ~= "/" and have:sub(1, #root + 1) == root .. "/" then
     have = have:sub(#root + 1)
   end
+  if prop == "compression" then
+    -- gzip is gzip-6 (zfs-fuse shows one as the other)
+    want, have = want == "gzip-6" and "gzip" or want, have == "gzip-6" and "gzip" or have
+  end
   return want == have
 end
 

@@ -2,6 +2,7 @@
 -- unused; never destroys it or changes its layout; reports its health.
 local zfs = require "phoenix.host.zfs"
 local json = require "px.json"
+local sys = require "px.sys"
 
 local function base(p) return (p:gsub("/+$", ""):match("([^/]+)$")) end
 
@@ -64,7 +65,7 @@ local function disk_problem(ctx, disk, pools)
   local stat = t:stat(disk)
   if not stat then return "does not exist" end
   local names = { [base(disk)] = true, [disk] = true, [real] = true }
-  local rp = require("px.sys").realpath(real)
+  local rp = sys.realpath(real)
   if rp then names[rp] = true names[base(rp)] = true end
   for pname, pool in pairs(pools) do
     for _, row in ipairs(pool.config or {}) do

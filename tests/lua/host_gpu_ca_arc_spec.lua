@@ -3,8 +3,6 @@
 local hostkit = require "hostkit"
 local fake = require "fake_sysfs"
 local fs = require "px.fs"
-local exec = require "px.exec"
-local kit = require "testkit"
 
 local R = hostkit.resource
 

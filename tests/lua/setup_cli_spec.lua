@@ -130,7 +130,7 @@ describe("phoenix setup on the simulator", function()
     assert.matches("nfs_exports:host", r.stdout)
     assert.matches("firewall:110", r.stdout)
     r = setup(node, dir, { "--json" })
-    s, doc = summary(r)
+    _, doc = summary(r)
     assert.are.equal(0, r.code, r.stderr)
     local changed = {}
     for _, res in ipairs(doc.resources) do

@@ -1,6 +1,7 @@
 -- ZFS for host recipes: one `zpool status` and one batched `zfs get` per
 -- run (memoised on the target), property checks and comparisons.
 local pve = require "px.pve"
+local util = require "phoenix.util"
 
 local M = {}
 
@@ -173,7 +174,7 @@ local function zfs_get(ctx, names, props)
     -- zfs reports each missing dataset and goes on; anything else is an error
     for line in res.stderr:gmatch("[^\n]+") do
       if not line:match("^cannot open '[^']*': dataset does not exist$") then
-        return nil, require("phoenix.util").command_error(argv, res)
+        return nil, util.command_error(argv, res)
       end
     end
   end

@@ -76,7 +76,14 @@ describe("phoenix setup on zfs-fuse", function()
     kit.cleanup(dir)
   end)
   teardown(function()
-    if started_pid then exec.run({ argv = { "kill", tostring(started_pid) } }) end
+    if started_pid then
+      -- the daemon we started: stop it and wait, so a next run finds none half-gone
+      exec.run({ argv = { "kill", tostring(started_pid) } })
+      for _ = 1, 100 do
+        if not sys.process_alive(started_pid) then break end
+        exec.run({ argv = { "sleep", "0.1" } })
+      end
+    end
   end)
 
   local function site(zfs, extra)

@@ -20,15 +20,19 @@ local function zfs_up()
 end
 
 -- Why this spec cannot run here, or nil (starting zfs-fuse if needed).
-local started_pid
+local started_pid, pidfile
 local function missing()
   if sys.uid() ~= 0 then return "not root" end
   if not which("zfs-fuse") or not which("zpool") then return "zfs-fuse is not installed" end
   if not fs.exists("/dev/fuse") then return "no /dev/fuse" end
   if zfs_up() then return nil end
-  local pidfile = "/tmp/phoenix-zfs-fuse.pid"
+  -- zfs-fuse leaves its pid file behind and will not start over one
+  pidfile = string.format("/tmp/phoenix-zfs-fuse-%d.pid", sys.pid())
+  fs.remove(pidfile)
   local r = exec.run({ argv = { "zfs-fuse", "--pidfile", pidfile } })
-  if not r or r.code ~= 0 then return "zfs-fuse does not start: " .. (r and r.stderr or "?") end
+  if not r or r.code ~= 0 then
+    return "zfs-fuse does not start: exit " .. tostring(r and r.code) .. " " .. (r and (r.stderr .. r.stdout) or "?")
+  end
   for _ = 1, 50 do
     if zfs_up() then
       started_pid = tonumber((fs.read(pidfile) or ""):match("%d+"))
@@ -83,6 +87,7 @@ describe("phoenix setup on zfs-fuse", function()
         if not sys.process_alive(started_pid) then break end
         exec.run({ argv = { "sleep", "0.1" } })
       end
+      fs.remove(pidfile)
     end
   end)
 

@@ -70,6 +70,8 @@ class GuestType:
     def snapshot_create(self, vmid, name, description=None, vmstate=False):
         self.check_snapname(name)
         c = self.load(vmid)
+        if self.is_template(c):
+            raise Die("you can't take a snapshot if it's a template")
         self.check_lock(c)
         if name in c["snapshots"]:
             raise Die("snapshot name '%s' already used" % name)

@@ -142,7 +142,9 @@ local function inspect(ctx, want)
     have.record = rec
     if have.disk and have.disk.size and want.disk_size_gb and not have.template
       and have.disk.size > want.disk_size_gb * 1024 ^ 3 then
-      ctx.log:info("disk %s is %s, more than disk_size_gb %d: kept (phoenix never shrinks a disk)", have.disk.key,
+      -- not a change (phoenix never shrinks a disk), but plan says so
+      local say = ctx.options.mode == "plan" and ctx.log.info or ctx.log.debug
+      say(ctx.log, "disk %s is %s, more than disk_size_gb %d: kept (phoenix never shrinks a disk)", have.disk.key,
         pve.format_size(have.disk.size), want.disk_size_gb)
     end
   else

@@ -126,7 +126,8 @@ local function inspect(ctx, want)
   local d = driver(ctx)
   local g, err = d:guest(want.vmid)
   if g == nil and err then return nil, err end
-  if want.prune then
+  -- --prune and `phoenix delete vm:ID` of an undeclared VM know only its ID
+  if want.prune or want.name == nil then
     return { exists = g ~= nil, owned = g and g.owned, running = g and g.status == "running" }
   end
   local have = { exists = g ~= nil, vmid = want.vmid }
@@ -236,7 +237,9 @@ local function diff(_, want, have)
     end
     out[1] = c
     if want.is_template then
-      out[#out + 1] = { field = "template", action = "create", to = "convert to a template" }
+      out[#out + 1] = { field = "template", action = "create", to = "convert to a template",
+        note = want.template_snapshot_name and ("no snapshot " .. want.template_snapshot_name
+          .. ": Proxmox keeps none of a template, which is itself the clean state") or nil }
       return out
     end
     guest_steps(want, have, out)

@@ -141,6 +141,11 @@ local function inspect(ctx, want)
     local rec, warn = state.read(ctx.target, want.vmid, have.uuid)
     if warn then ctx.log:warn("%s", warn) end
     have.record = rec
+    if want.is_template and not have.template and not have.disk and want.template_image then
+      local img, ierr = image.locate(ctx.target, want.template_image)
+      if not img then return nil, ierr end
+      have.image = img -- a build that stopped before the image was imported
+    end
     if have.disk and have.disk.size and want.disk_size_gb and not have.template
       and have.disk.size > want.disk_size_gb * 1024 ^ 3 then
       -- not a change (phoenix never shrinks a disk), but plan says so
@@ -259,6 +264,9 @@ local function diff(_, want, have)
   end
   if want.is_template then
     if not have.template then
+      if not have.disk then
+        out[#out + 1] = { field = "image", action = "create", to = "import " .. tostring(want.template_image) }
+      end
       out[#out + 1] = { field = "template", action = "update", from = "VM", to = "template",
         disruptive = have.running and "restart" or nil }
     end
@@ -283,15 +291,23 @@ end
 -- A template from a cloud image: create, import the image, attach it as
 -- scsi0 with a cloud-init drive, boot from it. The rest of the options
 -- follow with the common configuration step.
+local function image_path(ctx, want, have)
+  local img = have.image or must(ctx, image.locate(ctx.target, want.template_image))
+  if img.path then return img.path end
+  if not img.url then ctx:fail(image.missing(img)) end
+  return must(ctx, image.fetch(ctx, img))
+end
+
+local function import_image(ctx, d, want, path)
+  local volid = must(ctx, d:importdisk(want.vmid, ctx.target:path(path), want.storage_pool))
+  must(ctx, d:set(want.vmid, {
+    { "scsi0", volid .. ",discard=on" }, { "ide2", want.storage_pool .. ":cloudinit" }, { "boot", "order=scsi0" },
+  }))
+end
+
 local function build_from_image(ctx, d, want, have)
-  local t = ctx.target
-  local img = have.image or must(ctx, image.locate(t, want.template_image))
-  local path = img.path
-  if not path then
-    if not img.url then ctx:fail(image.missing(img)) end
-    path = must(ctx, image.fetch(ctx, img))
-  end
   if not want.storage_pool then ctx:fail("storage_pool is not set: the storage to import the cloud image into") end
+  local path = image_path(ctx, want, have)
   local bridge = (want.network_config and want.network_config.bridge) or want.network_bridge
   local opts = {
     { "name", want.name }, { "ostype", "l26" }, { "scsihw", "virtio-scsi-pci" },
@@ -301,10 +317,7 @@ local function build_from_image(ctx, d, want, have)
   if want.cores then opts[#opts + 1] = { "cores", want.cores } end
   if bridge then opts[#opts + 1] = { "net0", "virtio,bridge=" .. bridge } end
   must(ctx, d:create(want.vmid, opts))
-  local volid = must(ctx, d:importdisk(want.vmid, t:path(path), want.storage_pool))
-  must(ctx, d:set(want.vmid, {
-    { "scsi0", volid .. ",discard=on" }, { "ide2", want.storage_pool .. ":cloudinit" }, { "boot", "order=scsi0" },
-  }))
+  import_image(ctx, d, want, path)
 end
 
 local function create(ctx, d, want, have)
@@ -432,6 +445,10 @@ local function apply(ctx, want, have, changes)
     if c.key == "cipassword" then rec.password = fs.sha256(c.value) end
   end
   if want.is_template then
+    if by.image then
+      if not want.storage_pool then ctx:fail("storage_pool is not set: the storage to import the cloud image into") end
+      import_image(ctx, d, want, image_path(ctx, want, have))
+    end
     if fresh or by.template then
       if have.running then must(ctx, d:stop(want.vmid)) end
       must(ctx, d:template(want.vmid))

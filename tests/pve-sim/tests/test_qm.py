@@ -63,6 +63,10 @@ class Create(SimTestCase):
         self.assertTrue(out.endswith("Successfully imported disk as "
                                      "'unused0:local-zfs:vm-202-disk-1'\n"))
         self.assertIn("unused0: local-zfs:vm-202-disk-1\n", self.node.conf("qemu", 202))
+        self.node.ok("qm", "set", 202, "--scsi1", "local-zfs:vm-202-disk-1")  # in use again
+        c = self.node.conf("qemu", 202)
+        self.assertIn("scsi1: local-zfs:vm-202-disk-1,size=2G\n", c)
+        self.assertNotIn("unused0", c)
         self.assertFails(self.node.run("qm", "importdisk", 202, "/no/such.img", "local-zfs"),
                          "source '/no/such.img' does not exist")
 

@@ -166,8 +166,12 @@ function M.apply(ctx, want, have, changes)
   end
   set_config(ctx, d, want, cfg)
   local rec = have.record
+  if rec.uuid == nil then rec.uuid = have.uuid end
   for _, c in ipairs(cfg) do
-    if c.key == "cipassword" then rec.password = fs.sha256(c.value) end
+    if c.key == "cipassword" then
+      rec.password = fs.sha256(c.value)
+      record_write(ctx, want, rec)
+    end
   end
   if want.is_template then
     if by.image then
@@ -193,7 +197,6 @@ function M.apply(ctx, want, have, changes)
     ctx.log:info("restarting to apply %s", table.concat(restart_for, ", "))
     M.must(ctx, d:reboot(want.vmid))
   end
-  if rec.uuid == nil then rec.uuid = have.uuid end
   run_guest_steps(ctx, d, want, have, by, fresh)
   record_write(ctx, want, rec)
   return true

@@ -144,6 +144,30 @@ describe("converging verbs", function()
     assert.truthy(("\n" .. r.stdout):find("\nnote ", 1, true), r.stdout) -- a line of its own, among the built-ins
   end)
 
+  it("lets a site recipe override a built-in one", function()
+    -- the built-in timezone recipe would run timedatectl; the site's writes a file
+    kit.write(dir .. "/recipes/timezone.lua", [[
+return {
+  type = "timezone",
+  inspect = function(ctx, want) return { zone = ctx.target:read("/etc/site-timezone") } end,
+  diff = function(_, want, have)
+    if have.zone ~= want.timezone then return { { action = "update", field = "zone", from = have.zone, to = want.timezone } } end
+    return {}
+  end,
+  apply = function(ctx, want) return ctx.target:write("/etc/site-timezone", want.timezone, { mkdir = true }) ~= nil end,
+}
+]])
+    local hv = json.decode(fs.read(site .. "/phoenix_hypervisor_config.json"))
+    hv.timezone = "Europe/Oslo"
+    kit.write(site .. "/phoenix_hypervisor_config.json", json.encode(hv))
+    local r = px({ "--list-recipes", "--config-dir", site })
+    assert.matches(dir .. "/recipes/timezone.lua (site, overrides ", r.stdout, 1, true)
+    assert.matches("/recipes/timezone.lua)", r.stdout, 1, true)
+    r = px({ "setup", "--config-dir", site, "--lock-file", lockf })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.are.equal("Europe/Oslo", fs.read(dir .. "/root/etc/site-timezone"))
+  end)
+
   it("stops before touching anything when the site files are wrong", function()
     kit.write(site .. "/phoenix_lxc_configs.json", '{"lxc_configs": {"101": {"memory_mb": "lots"}}}')
     local r = px({ "converge", "--config-dir", site, "--lock-file", lockf })

@@ -66,6 +66,16 @@ function M.run(ctx, want)
   local spec, serr = M.spec(ctx, want)
   if not spec then return nil, serr end
   local unsupported = d:adapt(spec)
+  -- a clone inherits unprivileged from its source: another value cannot be had
+  if spec.clone then
+    local src = d:inspect(spec.clone.from)
+    if src and src.exists and src.unprivileged ~= spec.unprivileged then
+      unsupported[#unsupported + 1] = { field = "unprivileged", value = spec.unprivileged,
+        reason = string.format("a clone inherits unprivileged from container %d, which is %s", spec.clone.from,
+          src.unprivileged and "unprivileged" or "privileged") }
+      spec.unprivileged = src.unprivileged
+    end
+  end
   return M.container(ctx, d, want, spec, unsupported)
 end
 

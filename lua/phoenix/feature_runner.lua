@@ -51,13 +51,12 @@ end
 local function item(name, path, want, site, args)
   local text, err = fs.read(path)
   if not text then return nil, name .. ": " .. tostring(err) end
-  local set, identity = settings.settings(name, want, site)
-  return { name = name, path = path, text = text, settings = set, identity = identity,
-    hash = hash(text, set), args = args or {} }
+  local set = settings.settings(name, want, site)
+  return { name = name, path = path, text = text, settings = set, hash = hash(text, set), args = args or {} }
 end
 
 -- plan(want, site) -> items | nil, msg: the features in order, then the
--- application script, each { name, path, text, settings, identity, hash, args }.
+-- application script, each { name, path, text, settings, hash, args }.
 function M.plan(want, site)
   local out = {}
   for _, name in ipairs(want.features or {}) do
@@ -114,7 +113,6 @@ end
 -- argv(it) -> env PHOENIX_FEATURE=<name> PHOENIX_...=... sh <path> [args]
 function M.argv(it)
   local argv = { "env", "PHOENIX_FEATURE=" .. it.name }
-  for _, kv in ipairs(it.identity) do argv[#argv + 1] = kv[1] .. "=" .. kv[2] end
   for _, kv in ipairs(it.settings) do argv[#argv + 1] = kv[1] .. "=" .. kv[2] end
   argv[#argv + 1] = "sh"
   argv[#argv + 1] = M.DIR .. "/" .. it.name .. ".sh"

@@ -1,8 +1,9 @@
 -- What each feature script is told: its settings, passed as PHOENIX_<KEY>
 -- environment variables in the argv (docs/internals.md, "Feature scripts").
--- Settings are hashed into the feature's marker, so changing one reruns the
--- feature; the guest's identity (PHOENIX_GUEST_ID, PHOENIX_HOSTNAME) is
--- passed too but not hashed, so a clone does not redo what its template did.
+-- Settings, the guest's identity (PHOENIX_GUEST_ID, PHOENIX_HOSTNAME)
+-- included, are hashed into the feature's marker: changing one reruns the
+-- feature, and a clone reruns what its template ran (the scripts check
+-- before they act, so that costs little).
 local json = require "px.json"
 
 local M = {}
@@ -81,20 +82,16 @@ local function str(v)
 end
 
 -- settings(name, want, site) -> sorted list of { "PHOENIX_KEY", "value" }
--- (hashed), identity list (not hashed)
 function M.settings(name, want, site)
   local fn = M.builtin[name]
   local t = fn and fn(want, site) or {}
+  t.GUEST_ID, t.HOSTNAME = want.ctid or want.vmid, want.name
   local out = {}
   for k, v in pairs(t) do
     if v ~= nil and v ~= json.null and v ~= "" then out[#out + 1] = { "PHOENIX_" .. k, str(v) } end
   end
   table.sort(out, function(a, b) return a[1] < b[1] end)
-  local identity = {
-    { "PHOENIX_GUEST_ID", str(want.ctid or want.vmid) },
-    { "PHOENIX_HOSTNAME", str(want.name) },
-  }
-  return out, identity
+  return out
 end
 
 return M

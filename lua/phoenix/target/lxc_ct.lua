@@ -9,6 +9,7 @@
 local conf = require "phoenix.target.lxc.conf"
 local raw = require "phoenix.lxc.raw"
 local subids = require "phoenix.target.lxc.subids"
+local tmpfile = require "phoenix.tmpfile"
 local util = require "phoenix.util"
 local fs = require "px.fs"
 
@@ -290,15 +291,6 @@ local function is_tarball(p)
   return false
 end
 
-local function tmpfile(d, id, text)
-  local dir = "/tmp/phoenix-lxc-" .. require("px.sys").pid()
-  fs.mkdir(dir, { mode = 0x1c0 })
-  local p = string.format("%s/%s-%d", dir, tostring(id), math.random(1, 1e9))
-  local ok, err = fs.write(p, text, { mode = 0x180 })
-  if not ok then return nil, err end
-  return p
-end
-
 -- create(id, spec) -> true | nil, msg: from a template script (such as
 -- /usr/share/lxc/templates/lxc-busybox) or a root filesystem tarball.
 function D:create(id, spec)
@@ -318,17 +310,20 @@ function D:create(id, spec)
   local tar = is_tarball(tpl)
   local rootfs = cdir(self, id) .. "/rootfs"
   if tar then lines[#lines + 1] = "lxc.rootfs.path = dir:" .. rootfs end
-  local cfile, terr = tmpfile(self, id, table.concat(lines, "\n") .. "\n")
-  if not cfile then return nil, terr end
+  if tar then
+    -- lxc-create -t none wants the directory the config names
+    local ok, merr = self.t:mkdir(rootfs)
+    if not ok then return nil, merr end
+  end
+  local cfile, done = tmpfile.new(table.concat(lines, "\n") .. "\n")
+  if not cfile then return nil, done end
   local res, err = lx(self, "lxc-create", id, { "-t", tar and "none" or tpl, "-f", cfile })
-  fs.remove(cfile)
+  done()
   if not res then return nil, err end
   if tar then
-    local ok, merr = fs.mkdir(rootfs)
-    if not ok then return nil, merr end
-    local argv = { "tar", "--numeric-owner", "-xpf", tpl, "-C", rootfs }
+    local argv = { "tar", "--numeric-owner", "-xpf", tpl, "-C", self.t:path(rootfs) }
     if #maps > 0 then
-      local r, cerr = self.t:run({ argv = { "chown", "100000:100000", rootfs } })
+      local r, cerr = self.t:run({ argv = { "chown", raw.DEFAULT_BASE .. ":" .. raw.DEFAULT_BASE, self.t:path(rootfs) } })
       if not r or r.code ~= 0 then return nil, util.command_error({ "chown", rootfs }, r, cerr) end
       argv = { "lxc-usernsexec", "-m", "b:0:" .. raw.DEFAULT_BASE .. ":" .. raw.DEFAULT_SIZE, "--",
         table.unpack(argv) }
@@ -386,10 +381,10 @@ function D:snapshot(id, name)
     local ok, err = self:stop(id)
     if not ok then return nil, err end
   end
-  local cfile, terr = tmpfile(self, id, name .. "\n")
-  if not cfile then return nil, terr end
+  local cfile, done = tmpfile.new(name .. "\n")
+  if not cfile then return nil, done end
   local res, err = lx(self, "lxc-snapshot", id, { "-c", cfile })
-  fs.remove(cfile)
+  done()
   if not res then return nil, err end
   if was == "running" then return self:start(id) end
   return true

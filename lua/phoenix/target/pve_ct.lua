@@ -6,7 +6,7 @@
 local model = require "phoenix.target.pve_ct_model"
 local fs = require "px.fs"
 local pve = require "px.pve"
-local sys = require "px.sys"
+local tmpfile = require "phoenix.tmpfile"
 local util = require "phoenix.util"
 
 local D = {}
@@ -236,14 +236,6 @@ function D:exec(id, argv, o)
   return pct(self, args, { check = false, stdin = o.stdin or "", timeout_ms = o.timeout_ms })
 end
 
-local counter = 0
-local function tmpname()
-  local dir = "/tmp/phoenix-pct-" .. sys.pid()
-  fs.mkdir(dir, { mode = 0x1c0 })
-  counter = counter + 1
-  return string.format("%s/%d", dir, counter)
-end
-
 -- push(id, path, content, {mode=, uid=, gid=}) -> true | nil, msg
 function D:push(id, path, content, o)
   o = o or {}
@@ -253,25 +245,26 @@ function D:push(id, path, content, o)
     if not res then return nil, err end
     if res.code ~= 0 then return nil, "mkdir " .. dir .. " in container " .. id .. ": " .. util.tail(res.stderr) end
   end
-  local tmp = tmpname()
-  local ok, err = fs.write(tmp, content, { mode = 0x180 })
-  if not ok then return nil, err end
+  local tmp, done = tmpfile.new(content)
+  if not tmp then return nil, done end
   local args = { "push", tostring(id), tmp, path, "--perms", o.mode or "0644" }
   if o.uid then to_argv(args, { { "user", tostring(o.uid) } }) end
   if o.gid then to_argv(args, { { "group", tostring(o.gid) } }) end
   local res, perr = pct(self, args)
-  fs.remove(tmp)
+  done()
   if not res then return nil, perr end
   return true
 end
 
 -- pull(id, path) -> content | nil, msg
 function D:pull(id, path)
-  local tmp = tmpname()
+  local tmp, done = tmpfile.new()
+  if not tmp then return nil, done end
   local res, err = pct(self, { "pull", tostring(id), path, tmp })
+  local data, rerr
+  if res then data, rerr = fs.read(tmp) end
+  done()
   if not res then return nil, err end
-  local data, rerr = fs.read(tmp)
-  fs.remove(tmp)
   if not data then return nil, rerr end
   return data
 end

@@ -20,7 +20,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -139,9 +138,10 @@ static int is_full_sha(const char *s) {
 
 static const git_oid *find_head(const git_remote_head **heads, size_t n, const char *name) {
   char peeled[1024];
-  snprintf(peeled, sizeof peeled, "%s^{}", name);
-  for (size_t i = 0; i < n; i++) /* an annotated tag's commit */
-    if (strcmp(heads[i]->name, peeled) == 0) return &heads[i]->oid;
+  int len = snprintf(peeled, sizeof peeled, "%s^{}", name);
+  if (len > 0 && (size_t)len < sizeof peeled)
+    for (size_t i = 0; i < n; i++) /* an annotated tag's commit */
+      if (strcmp(heads[i]->name, peeled) == 0) return &heads[i]->oid;
   for (size_t i = 0; i < n; i++)
     if (strcmp(heads[i]->name, name) == 0) return &heads[i]->oid;
   return NULL;
@@ -427,11 +427,30 @@ static const luaL_Reg funcs[] = {
     {"ls_tree", git_ls_tree}, {NULL, NULL},
 };
 
-static pthread_once_t git_once = PTHREAD_ONCE_INIT;
-static void git_init(void) { git_libgit2_init(); }
+/* libgit2's init is reference-counted: one per Lua state, undone by the
+ * finalizer of a sentinel kept in the registry. Lua runs it before it
+ * unloads this module (finalizers run in reverse order of creation, and the
+ * loaded-libraries table is older), so libgit2's global state is freed
+ * while its code is still mapped. */
+static int git_shutdown_gc(lua_State *L) {
+  int *live = lua_touserdata(L, 1);
+  if (*live) {
+    *live = 0;
+    git_libgit2_shutdown();
+  }
+  return 0;
+}
 
 int luaopen_px_git(lua_State *L) {
-  pthread_once(&git_once, git_init);
+  int *live = lua_newuserdatauv(L, sizeof *live, 0);
+  *live = 0;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, git_shutdown_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  if (git_libgit2_init() < 0) return luaL_error(L, "px.git: libgit2 failed to initialise");
+  *live = 1;
+  lua_setfield(L, LUA_REGISTRYINDEX, "px.git.libgit2");
   if (luaL_newmetatable(L, RES_MT)) {
     lua_pushcfunction(L, res_gc);
     lua_setfield(L, -2, "__gc");

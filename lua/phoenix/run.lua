@@ -144,10 +144,14 @@ function M.select(site, scope, ids)
         start[#start + 1] = id
       end
     end
-    -- Guests are converged by converge/create; sync takes them as they are.
+    -- Guests are converged by converge/create and the host by setup; sync
+    -- takes them as they are, except that `sync all` refreshes DNS and the
+    -- firewall (its order: readiness, DNS/firewall, Traefik, Portainer).
     for id in pairs(graph.closure(g, start)) do
-      local t = site.by_id[id].type
-      if t ~= "lxc" and t ~= "vm" then keep[id] = true end
+      local r = site.by_id[id]
+      if r.scope == "sync" or (scope == "sync" and (r.type == "dns_server" or r.type == "firewall")) then
+        keep[id] = true
+      end
     end
   end
   local out = {}

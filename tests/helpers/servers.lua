@@ -79,6 +79,35 @@ function M.start_backend()
   return { port = port, url = "http://127.0.0.1:" .. port, dir = dir, stop = stopper(h, dir) }
 end
 
+-- The Portainer stand-in (tests/helpers/portainer_standin.py) on a free
+-- port. o = { version = "2.21.4", admin = "user:password" (an existing
+-- administrator; none: a brand-new Portainer), api_keys = { ... } }.
+-- The server has :control(what, body) for its /__standin/ routes and
+-- :requests() -> the list of "METHOD /path?query" it served.
+function M.start_portainer(o)
+  o = o or {}
+  local dir = M.tmpdir("portainer")
+  local portfile = dir .. "/port"
+  local argv = { M.python, here .. "/portainer_standin.py", portfile, "--version", o.version or "2.21.4" }
+  if o.admin then argv[#argv + 1] = "--admin=" .. o.admin end
+  for _, k in ipairs(o.api_keys or {}) do argv[#argv + 1] = "--api-key=" .. k end
+  local h = assert(exec.spawn { argv = argv, stdout = "null", stderr = "null" })
+  wait_for("the Portainer stand-in", function() return fs.exists(portfile) end)
+  local port = tonumber(fs.read(portfile))
+  local srv = { port = port, url = "http://127.0.0.1:" .. port, dir = dir, stop = stopper(h, dir) }
+  function srv:control(what, body)
+    local r = assert(http.request { url = self.url .. "/__standin/" .. what, method = body and "POST" or "GET",
+      body = body and require("px.json").encode(body) or nil, timeout_ms = 5000 })
+    assert(r.status < 300, what .. ": " .. r.status .. " " .. r.body)
+    return r.body ~= "" and require("px.json").decode(r.body) or nil
+  end
+  function srv:requests() return self:control("stats").requests end
+  function srv:reset() self:control("reset", {}) end
+  -- configure{ version =, admin =, api_keys = }: a new instance, state wiped
+  function srv:configure(c) self:control("configure", c) self:reset() end
+  return srv
+end
+
 -- A socket that listens and never accepts or answers: TCP connects (the
 -- kernel backlog), a TLS handshake or an HTTP response never comes.
 function M.start_silent()
@@ -132,6 +161,24 @@ function M.make_pki(dir)
     p[n .. "_crt"], p[n .. "_key"] = dir .. "/" .. n .. ".crt", dir .. "/" .. n .. ".key"
   end
   return p
+end
+
+-- sign_dated(pki_dir, name, cn, not_before, not_after): a certificate
+-- name.crt (key name.key) from the CA in pki_dir with the given validity
+-- (seconds since the epoch), through `openssl ca`, which can set both.
+function M.sign_dated(dir, name, cn, nb, na)
+  local ca = dir .. "/ca-" .. name
+  M.run { "mkdir", "-p", ca .. "/new" }
+  assert(fs.write(ca .. "/index.txt", ""))
+  assert(fs.write(ca .. "/serial", string.format("%04X\n", math.random(4096, 65535))))
+  assert(fs.write(ca .. "/ca.cnf", table.concat({ "[ca]", "default_ca = t", "[t]", "database = " .. ca .. "/index.txt",
+    "new_certs_dir = " .. ca .. "/new", "serial = " .. ca .. "/serial", "default_md = sha256", "policy = any",
+    "unique_subject = no", "[any]", "commonName = supplied", "" }, "\n")))
+  new_key_req(dir, name, "/CN=" .. cn)
+  local function stamp(t) return os.date("!%Y%m%d%H%M%SZ", t) end
+  openssl(dir, { "ca", "-batch", "-notext", "-config", ca .. "/ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key",
+    "-in", name .. ".csr", "-out", name .. ".crt", "-startdate", stamp(nb), "-enddate", stamp(na) })
+  return dir .. "/" .. name .. ".crt", dir .. "/" .. name .. ".key"
 end
 
 -- nginx in front of a backend: https on `tls` (h2, cert for localhost),

@@ -108,14 +108,17 @@ describe("the real reference site", function()
   it("builds the sync resources", function()
     local ep = site.by_id["portainer_endpoint:1002"]
     assert.are.equal("sync", ep.scope)
-    assert.are.same({ "vm:1002", "vm:1001" }, ep.deps)
+    assert.are.same({ "vm:1002", "vm:1001", "guest_ready:1002", "guest_ready:1001", "traefik:config",
+      "stack:portainer_service@1001" }, ep.deps)
     assert.are.equal("tcp://portainer-agent.internal.thinkheads.ai:9001", ep.want.url)
     assert.are.equal("10.0.0.111", ep.want.server.ip)
     local st = site.by_id["stack:thinkheads_ai_app@1002"]
     assert.are.equal("production", st.want.environment)
     assert.are.same({ name = "DATABASE_PASS", value = "PROD_SECRET_PASSWORD" }, st.want.variables[2])
     assert.is_true(has(st.deps, "portainer_endpoint:1002"))
-    assert.are.same({ "lxc:102", "step_ca:config" }, site.by_id["traefik:config"].deps)
+    local tdeps = site.by_id["traefik:config"].deps
+    assert.are.same({ "lxc:102", "step_ca:config", "guest_ready:102", "dns_server:host" }, { table.unpack(tdeps, 1, 4) })
+    assert.is_true(has(tdeps, "firewall:1002"))
     assert.are.equal("lxc:101", site.by_id["nginx_gateway:config"].want.guest)
     assert.are.equal("lxc:103", site.by_id["step_ca:config"].want.guest)
     local names = {}

@@ -219,6 +219,11 @@ describe("pve target", function()
       .. "'/var/lock/qemu-server/lock-200.conf' - got timeout (still locked after 1 retry)", err, 1, true)
     assert.are.equal(255, r.code)
     assert.are.equal(2, #node:calls())
+    -- a lock timeout did nothing: retried even when any exit code is welcome
+    res, err = t:pve("qm", { "set", "200", "--onboot", "1" }, { check = false, lock_retries = 2 })
+    assert.is_nil(res)
+    assert.matches("(still locked after 2 retries)", err, 1, true)
+    assert.are.equal(5, #node:calls())
   end)
 
   it("does not block other tasks while it waits to retry", function()

@@ -233,6 +233,8 @@ function M.vms(vm_doc, problems, host)
     local ptr = "/vms/" .. (i - 1)
     if vm.clone_from_vmid ~= nil then vm.clone_from_vmid = math.tointeger(tonumber(vm.clone_from_vmid)) end
     vm.dependencies = ints(vm.dependencies)
+    -- absent stays nil: phoenix then leaves the VM's hostpci entries alone
+    if vm.gpu_assignment ~= nil then vm.gpu_assignment = gpus(vm.gpu_assignment, VM, ptr .. "/gpu_assignment", problems) end
     normal_net(vm.network_config)
     local stacks = util.list()
     for _, s in ipairs(vm.docker_stacks or {}) do

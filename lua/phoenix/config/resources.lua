@@ -226,9 +226,11 @@ function Builder:portainer()
       guest = g.rid, vmid = g.id, name = want.portainer_environment_name or want.name,
       agent_host = agent_host, agent_ip = ip, agent_port = port,
       url = agent_host and ("tcp://" .. agent_host .. ":" .. port) or nil,
-      server = server and { guest = server.kind .. ":" .. server.id, ip = guest_ip(server.want),
-        port = net.portainer_server_port or 9443, hostname = api.portainer_hostname } or nil,
-      admin_user = api.admin_user, admin_password = api.admin_password,
+      server = (server or api.url) and { guest = server and (server.kind .. ":" .. server.id),
+        ip = server and guest_ip(server.want), port = net.portainer_server_port or 9443,
+        hostname = api.portainer_hostname, url = api.url, ca_file = api.ca_file,
+        insecure = api.tls_skip_verify } or nil,
+      admin_user = api.admin_user, admin_password = api.admin_password, api_token = api.api_token,
     }, g.file, g.ptr .. "/portainer_role")
     dep(r, g.rid)
     if server then dep(r, server.kind .. ":" .. server.id) end
@@ -287,6 +289,19 @@ function Builder:edge()
       for k, v in pairs(step) do want[k] = v end
       want.guest, want.ip = g.rid, guest_ip(g.want)
       want.ca_url = want.ca_url or ("https://" .. (want.ip or want.dns_name) .. ":9000")
+      want.acme_provisioner = want.acme_provisioner or "acme"
+      want.step_path = want.step_path or "/root/.step"
+      want.trusted = util.list()
+      for _, tg in ipairs(self:guests_where(function(w) return has_feature(w, "trusted_ca") end)) do
+        want.trusted[#want.trusted + 1] = tg.kind .. ":" .. tg.id
+      end
+      local certs = util.list()
+      for _, c in ipairs(step.certificates or {}) do
+        local id = tonumber(c.guest)
+        certs[#certs + 1] = { guest = self.guest_kind[id] and (self.guest_kind[id] .. ":" .. id) or ("lxc:" .. id),
+          cert = c.cert, key = c.key, reload = c.reload }
+      end
+      want.certificates = certs
       local r = self:add("step_ca", "config", "sync", want, HYP, "/step_ca")
       dep(r, want.guest)
       local t = self:add("trusted_ca", "host", "host", { root_ca_name = step.root_ca_name, dns_name = step.dns_name,
@@ -297,13 +312,22 @@ function Builder:edge()
         "add \"step_ca\" to the features of the CA container")
     end
   end
-  if #services > 0 then
+  local labelled = self:labelled_stacks()
+  if #services > 0 or #labelled > 0 then
     local tg = self:guests_where(function(w) return has_feature(w, "traefik") end)[1]
     if tg then
       local r = self:add("traefik", "config", "sync", { guest = tg.kind .. ":" .. tg.id, ip = guest_ip(tg.want),
         domain_name = host.domain_name, services = services }, tg.file, tg.ptr .. "/features")
       dep(r, r.want.guest)
       dep(r, "step_ca:config", by_id)
+      if #labelled > 0 then
+        -- "Traefik again": the stacks' routes, once the stacks are deployed.
+        local again = self:add("traefik", "stacks", "sync", { guest = r.want.guest, ip = r.want.ip,
+          domain_name = host.domain_name, stacks = labelled }, "phoenix_stacks_config.json", "/docker_stacks")
+        dep(again, r.want.guest)
+        dep(again, "traefik:config")
+        for _, st in ipairs(labelled) do dep(again, "stack:" .. st.stack .. "@" .. st.vmid) end
+      end
       local gw = self:guests_where(function(w) return w.traefik_service and w.traefik_service.name == "nginx" end)[1]
         or self:guests_where(function(w) return type(w.name) == "string" and w.name:lower():find("nginx", 1, true) end)[1]
       if gw then
@@ -311,11 +335,18 @@ function Builder:edge()
         for _, s in ipairs(services) do
           if s.guest ~= gw.kind .. ":" .. gw.id then routed[#routed + 1] = s end
         end
+        local tls_name = host.domain_name or "gateway"
         local n = self:add("nginx_gateway", "config", "sync", { guest = gw.kind .. ":" .. gw.id, ip = guest_ip(gw.want),
           domain_name = host.domain_name, traefik = { guest = r.want.guest, ip = r.want.ip, port = 80 },
-          services = routed }, gw.file, gw.ptr)
+          services = routed, tls = { cert = "/etc/nginx/ssl/" .. tls_name .. ".crt",
+            key = "/etc/nginx/ssl/" .. tls_name .. ".key" } }, gw.file, gw.ptr)
         dep(n, n.want.guest)
         dep(n, "traefik:config")
+        local ca = by_id["step_ca:config"]
+        if ca then
+          ca.want.certificates[#ca.want.certificates + 1] = { guest = n.want.guest, cert = n.want.tls.cert,
+            key = n.want.tls.key, reload = util.list { "nginx", "-s", "reload" } }
+        end
       end
     else
       self.problems:warn(LXC, "", "guests declare traefik_service but no guest has the traefik feature",
@@ -342,6 +373,77 @@ function Builder:edge()
     want.upstream_servers = util.list(want.upstream_servers or {})
     want.authoritative_zones = util.list(want.authoritative_zones or {})
     self:add("dns_server", "host", "host", want, HYP, "/dns_server")
+  end
+end
+
+-- The stacks whose services carry traefik_labels, with their VM's address.
+function Builder:labelled_stacks()
+  local out = util.list()
+  for _, r in ipairs(self.resources) do
+    if r.type == "stack" then
+      local services = {}
+      local any = false
+      for name, svc in pairs(r.want.services or {}) do
+        if type(svc) == "table" and svc.traefik_labels and #svc.traefik_labels > 0 then
+          services[name], any = { traefik_labels = svc.traefik_labels }, true
+        end
+      end
+      if any then
+        local g = self.by_id[r.want.guest]
+        out[#out + 1] = { stack = r.want.stack, vmid = r.want.vmid, guest = r.want.guest,
+          ip = g and guest_ip(g.want), services = services }
+      end
+    end
+  end
+  return out
+end
+
+-- `sync all` as one DAG: readiness -> DNS/firewall -> Traefik -> Portainer
+-- endpoints and stacks -> Traefik again. Readiness is a guest_ready:<id>
+-- resource per guest the sync works in (Docker answering on stack VMs).
+function Builder:sync_order()
+  local by_id = self.by_id
+  local where = {}
+  for _, g in ipairs(self.all_guests) do where[g.kind .. ":" .. g.id] = g end
+  local function ready(guest, docker)
+    local g = guest and where[guest]
+    if not g then return nil end
+    local r = by_id["guest_ready:" .. g.id]
+    if not r then
+      r = self:add("guest_ready", tostring(g.id), "sync", { guest = guest, vmid = g.id, docker = false }, g.file, g.ptr)
+      dep(r, guest)
+    end
+    r.want.docker = r.want.docker or docker == true
+    return r.id
+  end
+  local edge_first = { "dns_server:host" }
+  for _, r in ipairs(self.resources) do
+    if r.type == "firewall" then edge_first[#edge_first + 1] = r.id end
+  end
+  local server_stacks = {}
+  for _, r in ipairs(self.resources) do
+    local w = r.want
+    if r.type == "stack" and not w.endpoint and self.portainer_server
+      and w.guest == self.portainer_server.kind .. ":" .. self.portainer_server.id then
+      server_stacks[#server_stacks + 1] = r.id
+    end
+  end
+  for _, r in ipairs({ table.unpack(self.resources) }) do
+    local w = r.want
+    if r.type == "traefik" or r.type == "nginx_gateway" or r.type == "step_ca" then
+      dep(r, ready(w.guest))
+      if r.id == "traefik:config" then
+        for _, id in ipairs(edge_first) do dep(r, id, by_id) end
+      end
+    elseif r.type == "portainer_endpoint" then
+      dep(r, ready(w.guest, true))
+      if w.server then dep(r, ready(w.server.guest, true)) end
+      dep(r, "traefik:config", by_id)
+      for _, id in ipairs(server_stacks) do dep(r, id) end
+    elseif r.type == "stack" then
+      dep(r, ready(w.guest, true))
+      dep(r, "traefik:config", by_id)
+    end
   end
 end
 
@@ -373,6 +475,7 @@ function M.build(ctx)
   b:portainer()
   b:stacks()
   b:edge()
+  b:sync_order()
   b:site_resources()
   return b.resources, b.by_id, b
 end

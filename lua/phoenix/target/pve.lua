@@ -114,9 +114,11 @@ function Pve:pve(tool, args, opts)
     self.calls = self.calls + 1
     local res, err = self:run(run)
     if not res then return nil, util.command_error(argv, nil, err) end
-    if accepted(res, opts) then return res end
+    -- a lock timeout means the call did nothing: retried even with check=false
+    local locked = res.code ~= 0 and not res.timed_out and lock_timeout(res)
+    if not locked and accepted(res, opts) then return res end
     local msg = util.command_error(argv, res)
-    if res.timed_out or not lock_timeout(res) then return nil, msg, res end
+    if not locked then return nil, msg, res end
     if attempt >= retries then
       return nil, string.format("%s (still locked after %d %s)", msg, retries, retries == 1 and "retry" or "retries"), res
     end

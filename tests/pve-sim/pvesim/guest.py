@@ -39,6 +39,12 @@ class GuestType:
 
     def write(self, vmid, c):
         c = {k: v for k, v in c.items() if k != "digest"}
+        # as qemu-server/pve-container do on write: an unusedN entry whose
+        # volume a disk uses again (main or pending section) is dropped
+        used = {v for _, v in self.volumes(c)}
+        used |= {v for _, v in self.volumes(c.get("pending") or {})}
+        for k in [k for k in c if re.match(r"unused\d+\Z", k) and c[k] in used]:
+            del c[k]
         self.sim.write_conf(self.kind, vmid, c)
 
     def check_lock(self, c):
@@ -70,6 +76,8 @@ class GuestType:
     def snapshot_create(self, vmid, name, description=None, vmstate=False):
         self.check_snapname(name)
         c = self.load(vmid)
+        if self.is_template(c):
+            raise Die("you can't take a snapshot if it's a template")
         self.check_lock(c)
         if name in c["snapshots"]:
             raise Die("snapshot name '%s' already used" % name)

@@ -51,13 +51,59 @@ def _match(rule, kind, vmid, argv):
     return True
 
 
-def _builtin(sim, vmid, argv, c):
+def _install(sim, vmid, args, stdin):
+    """`install [-D] [-m MODE] [-o UID] [-g GID] SRC DEST` (coreutils): copies
+    SRC (a guest file, or /dev/stdin for the bytes passed in) to DEST."""
+    parents, mode, rest = False, 0o755, []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-D":
+            parents = True
+        elif a in ("-m", "-o", "-g") and i + 1 < len(args):
+            if a == "-m":
+                try:
+                    mode = int(args[i + 1], 8)
+                except ValueError:
+                    return "", "install: invalid mode '%s'\n" % args[i + 1], 1
+            i += 1
+        elif a.startswith("-"):
+            return None
+        else:
+            rest.append(a)
+        i += 1
+    if len(rest) != 2:
+        return None
+    src, dest = rest
+    if src == "/dev/stdin":
+        data = stdin or b""
+    else:
+        sp = guest_path(sim, vmid, src)
+        if not os.path.isfile(sp):
+            return "", "install: cannot stat '%s': No such file or directory\n" % src, 1
+        with open(sp, "rb") as f:
+            data = f.read()
+    dp = guest_path(sim, vmid, dest)
+    if parents:
+        os.makedirs(os.path.dirname(dp), exist_ok=True)
+    elif not os.path.isdir(os.path.dirname(dp)):
+        return "", ("install: cannot create regular file '%s': No such file or directory\n"
+                    % dest), 1
+    with open(dp, "wb") as f:
+        f.write(data)
+    os.chmod(dp, mode)
+    return "", "", 0
+
+
+def _builtin(sim, vmid, argv, c, stdin=b""):
     """A few file commands on the fake filesystem; None if not one."""
     if not argv:
         return None
     cmd, args = os.path.basename(argv[0]), argv[1:]
     if cmd == "true":
         return "", "", 0
+    if cmd == "install" and args:
+        return _install(sim, vmid, args, stdin)
     if cmd == "false":
         return "", "", 1
     if cmd == "echo":
@@ -184,7 +230,7 @@ def run(sim, kind, vmid, argv, c, stdin=b""):
                r.returncode)
         src = "lxc"
     if res is None:
-        res = _builtin(sim, vmid, argv, c)
+        res = _builtin(sim, vmid, argv, c, stdin)
         if res is not None:
             src = "builtin"
     if res is None:

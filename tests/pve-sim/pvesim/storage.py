@@ -128,8 +128,11 @@ class Storage:
         return s
 
     def save_cfg(self):
-        with open(self.cfg_path, "w", encoding="utf-8") as f:
+        # replaced whole, as pmxcfs does: a reader never sees half a file
+        tmp = self.cfg_path + ".tmp.%d" % os.getpid()
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(write_cfg(self.sections))
+        os.replace(tmp, self.cfg_path)
 
     # ---------------------------------------------------------- state
     @property

@@ -63,6 +63,10 @@ class Create(SimTestCase):
         self.assertTrue(out.endswith("Successfully imported disk as "
                                      "'unused0:local-zfs:vm-202-disk-1'\n"))
         self.assertIn("unused0: local-zfs:vm-202-disk-1\n", self.node.conf("qemu", 202))
+        self.node.ok("qm", "set", 202, "--scsi1", "local-zfs:vm-202-disk-1")  # in use again
+        c = self.node.conf("qemu", 202)
+        self.assertIn("scsi1: local-zfs:vm-202-disk-1,size=2G\n", c)
+        self.assertNotIn("unused0", c)
         self.assertFails(self.node.run("qm", "importdisk", 202, "/no/such.img", "local-zfs"),
                          "source '/no/such.img' does not exist")
 
@@ -166,6 +170,22 @@ class Lifecycle(SimTestCase):
                          [("qemu", ["cloud-init", "status"], 0), ("qemu", ["false"], 1)])
 
 
+    def test_guest_exec_install_writes_files(self):
+        self.node.ok("qm", "set", 200, "--agent", "1")
+        self.node.ok("qm", "start", 200)
+        out = self.node.ok("qm", "guest", "exec", 200, "--pass-stdin", 1, "--", "install", "-D",
+                           "-m", "0700", "/dev/stdin", "/var/lib/x/run.sh", stdin=b"echo hi\n")
+        self.assertIn('"exitcode" : 0', out)
+        p = os.path.join(self.node.simdir, "guests", "200", "fs", "var/lib/x/run.sh")
+        self.assertEqual(os.stat(p).st_mode & 0o777, 0o700)
+        out = self.node.ok("qm", "guest", "exec", 200, "--", "cat", "/var/lib/x/run.sh")
+        self.assertIn('"out-data" : "echo hi\\n"', out)
+        out = self.node.ok("qm", "guest", "exec", 200, "--pass-stdin", 1, "--", "install",
+                           "/dev/stdin", "/no/such/dir/f", stdin=b"x")
+        self.assertIn('"exitcode" : 1', out)
+        self.assertEqual(self.node.jsonl("exec.log")[0]["stdin_bytes"], 8)
+
+
 class SnapshotsTemplatesClones(SimTestCase):
     def setUp(self):
         super().setUp()
@@ -202,7 +222,7 @@ class SnapshotsTemplatesClones(SimTestCase):
         self.assertIn("scsi0: local-zfs:base-200-disk-0,size=32G\n", self.node.conf("qemu", 200))
         self.assertFails(self.node.run("qm", "start", 200), "you can't start a vm if it's a template")
         self.assertFails(self.node.run("qm", "snapshot", 200, "s2"),
-                         "snapshot feature is not available")
+                         "you can't take a snapshot if it's a template")
         out = self.node.ok("qm", "clone", 200, 301, "--name", "linked")
         self.assertEqual(out, "create linked clone of drive scsi0 (local-zfs:base-200-disk-0)\n")
         c = self.node.conf("qemu", 301)

@@ -13,7 +13,8 @@ assert(fs.mkdir(site .. "/features"))
 assert(fs.write(dir .. "/site/phoenix_hypervisor_config.json", json.encode({
   target = { type = "lxc", lxcpath = lxcpath }, features_dir = "features" })))
 assert(fs.write(site .. "/features/bench.sh",
-  "set -eu\n[ -f /etc/bench ] || echo \"$PHOENIX_HOSTNAME\" > /etc/bench\n"))
+  "#!/bin/sh\n# bench feature\n#   PHOENIX_HOSTNAME  the hostname\n"
+    .. "set -eu\n[ -f /etc/bench ] || echo \"$PHOENIX_HOSTNAME\" > /etc/bench\n"))
 local cts, ids = {}, {}
 for i = 1, n do
   local id = 8000 + i

@@ -48,28 +48,30 @@ local function hash(text, list)
   return fs.sha256(table.concat(parts))
 end
 
-local function item(name, path, want, site, args)
+local function item(name, path, want, site, args, guest)
   local text, err = fs.read(path)
   if not text then return nil, name .. ": " .. tostring(err) end
-  local set = settings.settings(name, want, site)
+  local set = settings.settings(text, want, site, guest)
   return { name = name, path = path, text = text, settings = set, hash = hash(text, set), args = args or {} }
 end
 
--- plan(want, site) -> items | nil, msg: the features in order, then the
--- application script, each { name, path, text, settings, hash, args }.
-function M.plan(want, site)
+-- plan(want, site, guest) -> items | nil, msg: the features in order,
+-- then the application script, each { name, path, text, settings, hash,
+-- args }. guest(what) answers settings that come from another guest (see
+-- feature_settings).
+function M.plan(want, site, guest)
   local out = {}
   for _, name in ipairs(want.features or {}) do
     local path, err = M.script_path(name, site)
     if not path then return nil, err end
-    local it, ierr = item(name, path, want, site)
+    local it, ierr = item(name, path, want, site, nil, guest)
     if not it then return nil, ierr end
     out[#out + 1] = it
   end
   if want.application_script then
     local path, err = M.app_path(want.application_script, site)
     if not path then return nil, err end
-    local it, ierr = item(M.APP, path, want, site, { tostring(want.ctid or want.vmid) })
+    local it, ierr = item(M.APP, path, want, site, { tostring(want.ctid or want.vmid) }, guest)
     if not it then return nil, ierr end
     out[#out + 1] = it
   end

@@ -1,94 +1,140 @@
--- What each feature script is told: its settings, passed as PHOENIX_<KEY>
--- environment variables in the argv (docs/internals.md, "Feature scripts").
--- Settings, the guest's identity (PHOENIX_GUEST_ID, PHOENIX_HOSTNAME)
--- included, are hashed into the feature's marker: changing one reruns the
--- feature, and a clone reruns what its template ran (the scripts check
--- before they act, so that costs little).
+-- What a feature script is told (docs/features.md, "Settings"): only the
+-- variables its header documents (`#   PHOENIX_<NAME>  meaning` lines),
+-- each taken from the guest's field of the same name in lower case
+-- (PHOENIX_VLLM_ENGINE_CONFIG <- vllm_engine_config), else from the site
+-- source below, else not passed (the script's default applies). Values
+-- are strings: booleans yes/no, lists space-separated, objects JSON.
+-- They are hashed into the feature's marker, so changing one reruns it.
 local json = require "px.json"
 
 local M = {}
 
-local function list(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for i, x in ipairs(v) do out[i] = tostring(x) end
-  return table.concat(out, " ")
-end
-
-local function host(site, ...)
-  local v = site and site.host
-  for _, k in ipairs({ ... }) do
-    if type(v) ~= "table" then return nil end
-    v = v[k]
-  end
-  return v
-end
-
-local function ca(want, site)
-  return {
-    CA_URL = host(site, "step_ca", "ca_url"), CA_DNS_NAME = host(site, "step_ca", "dns_name"),
-    ROOT_CA_NAME = host(site, "step_ca", "root_ca_name"), DOMAIN_NAME = want.domain_name,
-  }
-end
-
--- name -> function(want, site) -> { KEY = value }
-M.builtin = {
-  base_setup = function(want, site)
-    local nc = want.network_config or {}
-    return { TIMEZONE = host(site, "timezone"), DOMAIN_NAME = want.domain_name, NAMESERVERS = list(nc.nameservers) }
-  end,
-  nvidia = function(_, site)
-    return {
-      NVIDIA_DRIVER_VERSION = host(site, "nvidia_driver", "version"),
-      NVIDIA_RUNFILE_URL = host(site, "nvidia_driver", "runfile_url"),
-      CUDA_VERSION = host(site, "nvidia_driver", "cuda_version"),
-    }
-  end,
-  vllm = function(want)
-    local out = {}
-    for k, v in pairs(want) do
-      if type(k) == "string" and k:match("^vllm_[%w_]+$") then
-        out[k:upper()] = type(v) == "table" and json.canonical(v) or v
-      end
+-- documented(text) -> names (without PHOENIX_) from the script's header
+function M.documented(text)
+  local out, seen = {}, {}
+  for line in text:gmatch("[^\n]*") do
+    if line ~= "" and line:sub(1, 1) ~= "#" then break end
+    local name = line:match("^#%s+PHOENIX_([A-Z0-9_]+)%s")
+    if name and name ~= "FEATURE" and not seen[name] then
+      seen[name] = true
+      out[#out + 1] = name
     end
-    return out
+  end
+  return out
+end
+
+local function get(t, ...)
+  for _, k in ipairs({ ... }) do
+    if type(t) ~= "table" then return nil end
+    t = t[k]
+  end
+  if t == json.null then return nil end
+  return t
+end
+
+local function res_want(site, id) return get(site, "by_id", id, "want") end
+
+local function first_user(site)
+  local u = get(site, "host", "users")
+  if type(u) == "table" and u[1] then return u[1] end
+  return u
+end
+
+local function address(want)
+  local ip = get(want, "network_config", "ip")
+  return ip and ip ~= "dhcp" and ip:match("^[^/]+") or nil
+end
+
+local function ca_url(site)
+  return get(res_want(site, "trusted_ca:host"), "ca_url") or get(res_want(site, "step_ca:config"), "ca_url")
+    or get(site, "host", "step_ca", "ca_url")
+end
+
+-- name -> function(want, site, guest) -> value; guest(what) reads what
+-- another guest holds (the CA's certificate), nil when unknown.
+M.site = {
+  GUEST_ID = function(want) return want.ctid or want.vmid end,
+  HOSTNAME = function(want) return want.name end,
+  DOMAIN_NAME = function(want, site) return want.domain_name or get(site, "host", "domain_name") end,
+  TIMEZONE = function(_, site) return get(site, "host", "timezone") end,
+  ADMIN_USER = function(_, site) return get(first_user(site), "username") end,
+  ADMIN_SUDO = function(_, site) return get(first_user(site), "sudo_access") end,
+  ADMIN_SSH_KEYS = function(_, site)
+    local u = first_user(site)
+    local keys = get(u, "ssh_public_keys") or get(u, "ssh_public_key")
+    if type(keys) == "table" then return #keys > 0 and table.concat(keys, "\n") or nil end
+    return keys ~= "" and keys or nil
   end,
-  portainer = function(want, site)
-    return {
-      PORTAINER_ROLE = want.portainer_role,
-      PORTAINER_SERVER_IP = host(site, "network", "portainer_server_ip"),
-      PORTAINER_SERVER_PORT = host(site, "network", "portainer_server_port"),
-      PORTAINER_AGENT_PORT = host(site, "network", "portainer_agent_port"),
-    }
+  ADMIN_PASSWORD_HASH = function(_, site) return get(first_user(site), "password_hash") end,
+  CA_URL = function(_, site) return ca_url(site) end,
+  CA_CERT_PEM = function(_, _, guest) return guest and guest("ca_cert") end,
+  CA_FINGERPRINT = function(_, _, guest) return guest and guest("ca_fingerprint") end,
+  NVIDIA_DRIVER_VERSION = function(_, site)
+    return get(site, "files", "lxc", "nvidia_driver_version") or get(site, "host", "nvidia_driver", "version")
   end,
-  dns_server = function(want, site)
-    return { DOMAIN_NAME = want.domain_name, UPSTREAM_SERVERS = list(host(site, "dns_server", "upstream_servers")) }
+  NVIDIA_RUNFILE_URL = function(_, site)
+    return get(site, "files", "lxc", "nvidia_runfile_url") or get(site, "host", "nvidia_driver", "runfile_url")
   end,
-  step_ca = function(want, site)
-    local s = ca(want, site)
-    s.INTERMEDIATE_CA_NAME = host(site, "step_ca", "intermediate_ca_name")
-    s.PROVISIONER_NAME = host(site, "step_ca", "provisioner_name")
-    return s
+  NVIDIA_CUDA_VERSION = function(_, site) return get(site, "host", "nvidia_driver", "cuda_version") end,
+  NVIDIA_REPO_URL = function(_, site) return get(site, "files", "lxc", "nvidia_repo_url") end,
+  PORTAINER_SERVER_IMAGE = function(_, site) return get(site, "host", "docker", "portainer_server_image") end,
+  PORTAINER_AGENT_IMAGE = function(_, site) return get(site, "host", "docker", "portainer_agent_image") end,
+  PORTAINER_SERVER_PORT = function(_, site) return get(site, "host", "network", "portainer_server_port") end,
+  PORTAINER_AGENT_PORT = function(_, site) return get(site, "host", "network", "portainer_agent_port") end,
+  TRAEFIK_ACME_CA_URL = function(_, site)
+    local url = get(res_want(site, "step_ca:config"), "ca_url")
+    return url and (url:gsub("/+$", "") .. "/acme/acme/directory") or nil
   end,
-  trusted_ca = ca,
-  step_cli = ca,
-  traefik = function(want) return { DOMAIN_NAME = want.domain_name } end,
+  STEP_CA_NAME = function(_, site) return get(site, "host", "step_ca", "root_ca_name") end,
+  STEP_CA_DNS = function(want, site)
+    local names = {}
+    names[#names + 1] = get(site, "host", "step_ca", "dns_name")
+    names[#names + 1] = address(want)
+    return #names > 0 and table.concat(names, " ") or nil
+  end,
+  STEP_CA_PROVISIONER = function(_, site) return get(site, "host", "step_ca", "provisioner_name") end,
+  STEP_CA_ADDRESS = function(_, site)
+    local port = (get(site, "host", "step_ca", "ca_url") or ""):match("^%a+://[^/:]+:(%d+)")
+    return port and (":" .. port) or nil
+  end,
+  DNS_UPSTREAM = function(_, site) return get(site, "host", "dns_server", "upstream_servers") end,
+  DNS_DOMAIN = function(want, site) return want.domain_name or get(site, "host", "domain_name") end,
+  DNS_ZONES = function(_, site) return get(site, "host", "dns_server", "authoritative_zones") end,
+  DNS_HOSTS = function(_, site)
+    local lines = {}
+    for _, r in ipairs(get(res_want(site, "dns_server:host"), "records") or {}) do
+      lines[#lines + 1] = r.ip .. " " .. r.hostname
+    end
+    return #lines > 0 and table.concat(lines, "\n") or nil
+  end,
+  NAT_SOURCE = function(_, site) return get(site, "host", "network", "default_subnet") end,
+  API_PORT = function(want) return get(want, "traefik_service", "port") end,
 }
 
 local function str(v)
-  if type(v) == "boolean" then return v and "1" or "0" end
+  if v == nil or v == json.null then return nil end
+  if type(v) == "boolean" then return v and "yes" or "no" end
+  if type(v) == "table" then
+    if json.is_array(v) or (#v > 0 and next(v, #v) == nil) then
+      local parts = {}
+      for i, x in ipairs(v) do parts[i] = tostring(x) end
+      return table.concat(parts, " ")
+    end
+    return json.canonical(v)
+  end
   if math.type(v) == "float" and v == math.floor(v) then return tostring(math.tointeger(v)) end
   return tostring(v)
 end
 
--- settings(name, want, site) -> sorted list of { "PHOENIX_KEY", "value" }
-function M.settings(name, want, site)
-  local fn = M.builtin[name]
-  local t = fn and fn(want, site) or {}
-  t.GUEST_ID, t.HOSTNAME = want.ctid or want.vmid, want.name
+-- settings(text, want, site, guest) -> sorted list of { "PHOENIX_KEY", "value" }
+-- for the variables the script documents.
+function M.settings(text, want, site, guest)
   local out = {}
-  for k, v in pairs(t) do
-    if v ~= nil and v ~= json.null and v ~= "" then out[#out + 1] = { "PHOENIX_" .. k, str(v) } end
+  for _, name in ipairs(M.documented(text)) do
+    local v = want[name:lower()]
+    if v == nil and M.site[name] then v = M.site[name](want, site, guest) end
+    v = str(v)
+    if v and v ~= "" then out[#out + 1] = { "PHOENIX_" .. name, v } end
   end
   table.sort(out, function(a, b) return a[1] < b[1] end)
   return out

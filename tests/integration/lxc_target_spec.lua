@@ -97,8 +97,9 @@ describe("lxc recipe on the lxc target (real containers)", function()
     lxcpath = dir .. "/lxc"
     assert(fs.mkdir(lxcpath))
     site = dir .. "/site"
-    kit.write(site .. "/features/stamp.sh",
-      'set -eu\nmkdir -p /etc/phoenix\necho "$PHOENIX_HOSTNAME $PHOENIX_GUEST_ID" > /etc/phoenix/stamp\n'
+    kit.write(site .. "/features/stamp.sh", "#!/bin/sh\n# stamp: who am I\n#   PHOENIX_HOSTNAME  hostname\n"
+      .. "#   PHOENIX_GUEST_ID  CTID\n"
+      .. 'set -eu\nmkdir -p /etc/phoenix\necho "$PHOENIX_HOSTNAME $PHOENIX_GUEST_ID" > /etc/phoenix/stamp\n'
       .. 'echo run >> /etc/phoenix/stamp-runs\n')
     kit.write(site .. "/features/web.sh", "set -eu\ntouch /etc/web-ready\n")
     kit.write(site .. "/tests/ready.sh", "test -f /etc/web-ready && grep -q iweb /etc/phoenix/stamp\n")

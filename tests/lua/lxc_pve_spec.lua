@@ -52,7 +52,7 @@ describe("lxc recipe on the pve target", function()
   local function px(args, env)
     local argv = { args[1], "--config-dir", site, "--target", "pve", "--target-opt", "root=" .. node.root,
       "--target-opt", "bin=" .. node.bin, "--target-opt", "lock_backoff_ms=10" }
-    if args[1] == "converge" or args[1] == "delete" then
+    if args[1] == "converge" or args[1] == "delete" or args[1] == "create" then
       argv[#argv + 1] = "--lock-file"
       argv[#argv + 1] = dir .. "/lock"
     end
@@ -255,6 +255,22 @@ describe("lxc recipe on the pve target", function()
     assert.are.equal(1, r.code)
     assert.matches("gpu_assignment 0,3: GPU 3 is not on this host (/dev/nvidia3 is absent; NVIDIA GPUs found: 0, 1)",
       r.stdout, 1, true)
+  end)
+
+  it("runs a built-in feature with the settings its header documents", function()
+    site_files(dir, { ["900"] = template_ct(), ["101"] = web_ct({ features = { "base_setup" } }) },
+      { timezone = "Europe/Berlin", users = { username = "ops", sudo_access = true, ssh_public_key = "" } })
+    local r = px({ "create", "101" }) -- the guests only: not the host's time zone and users
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    local script = assert(fs.read(kit.source_dir .. "/etc/features/base_setup.sh"))
+    assert.are.equal(script, fs.read(node.dir .. "/sim/guests/101/fs/var/lib/phoenix/features/base_setup.sh"))
+    local argv
+    for line in (fs.read(node.dir .. "/sim/exec.log") or ""):gmatch("[^\n]+") do
+      local e = json.decode(line)
+      if e.vmid == 101 and e.argv[2] == "PHOENIX_FEATURE=base_setup" then argv = table.concat(e.argv, " ") end
+    end
+    assert.are.equal("env PHOENIX_FEATURE=base_setup PHOENIX_ADMIN_SUDO=yes PHOENIX_ADMIN_USER=ops "
+      .. "PHOENIX_TIMEZONE=Europe/Berlin sh /var/lib/phoenix/features/base_setup.sh", argv)
   end)
 
   it("deletes only containers carrying the phoenix tag", function()

@@ -5,6 +5,7 @@ local conf = require "phoenix.target.lxc.conf"
 local diff = require "phoenix.lxc.diff"
 local raw = require "phoenix.lxc.raw"
 local runner = require "phoenix.feature_runner"
+local settings = require "phoenix.feature_settings"
 local specmod = require "phoenix.lxc.spec"
 local subids = require "phoenix.target.lxc.subids"
 local targets = require "phoenix.target"
@@ -222,6 +223,27 @@ describe("container model", function()
       assert.are.same({ "env", "PHOENIX_FEATURE=vllm", "PHOENIX_GUEST_ID=101", 'PHOENIX_VLLM_ENGINE_CONFIG={"a":1}',
         "sh", "/var/lib/phoenix/features/vllm.sh" }, runner.argv(it))
       assert.are.same({ it }, runner.pending({ it }, {}))
+    end)
+  end)
+
+  describe("feature settings", function()
+    local SCRIPT = table.concat({ "#!/bin/sh", "# phoenix feature: x", "#   env PHOENIX_FEATURE=x sh x.sh",
+      "#   PHOENIX_TIMEZONE   zone", "#   PHOENIX_VLLM_ENGINE_CONFIG  json", "#   PHOENIX_ADMIN_SUDO  yes/no",
+      "#                      (continued: PHOENIX_NOT_THIS)", "#   PHOENIX_DNS_UPSTREAM  servers", "#   PHOENIX_UNSET  x",
+      "set -eu", "# PHOENIX_LATER  not in the header", "" }, "\n")
+
+    it("passes only what the header documents: the guest's field, else the site's source", function()
+      assert.are.same({ "TIMEZONE", "VLLM_ENGINE_CONFIG", "ADMIN_SUDO", "DNS_UPSTREAM", "UNSET" },
+        settings.documented(SCRIPT))
+      local site = { host = { timezone = "Europe/Berlin", users = { { username = "ops", sudo_access = true } },
+        dns_server = { upstream_servers = json.array({ "1.1.1.1", "9.9.9.9" }) } } }
+      local w = want({ vllm_engine_config = { ModelConfig = { model = "m" } }, timezone = "UTC" })
+      assert.are.same({
+        { "PHOENIX_ADMIN_SUDO", "yes" },
+        { "PHOENIX_DNS_UPSTREAM", "1.1.1.1 9.9.9.9" },
+        { "PHOENIX_TIMEZONE", "UTC" },                               -- the guest's field wins
+        { "PHOENIX_VLLM_ENGINE_CONFIG", '{"ModelConfig":{"model":"m"}}' },
+      }, settings.settings(SCRIPT, w, site))
     end)
   end)
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The demo web container's application script: serve a page with busybox
-# httpd on 127.0.0.1:8080, now and at every boot. Safe to rerun.
+# httpd on 127.0.0.1:8080, now and at every boot. Safe to rerun. It gets
+# the CTID as $1 and no settings.
 set -eu
 [ -d /srv/www ] || mkdir -p /srv/www
 printf '<h1>%s</h1>\n' "$(hostname)" > /srv/www/index.html

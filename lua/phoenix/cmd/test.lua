@@ -37,6 +37,19 @@ local function guest_env(r)
   }
 end
 
+-- state(d, id) -> "running" | "stopped" | "absent" | nil, msg: through
+-- the container driver's inspect, or a VM driver's inventory entry
+local function state(d, id)
+  if d.inspect then
+    local have, err = d:inspect(id)
+    if not have then return nil, err end
+    return have.exists and have.status or "absent"
+  end
+  local g, err = d:guest(id)
+  if g == nil and err then return nil, err end
+  return g and g.status or "absent"
+end
+
 -- one(d, r, t, file, timeout) -> result | nil, msg
 local function one(d, r, t, file, timeout_ms)
   local env = guest_env(r)
@@ -88,10 +101,10 @@ return {
     local d, derr = env.target:driver(r.type == "lxc" and "ct" or "vm")
     if not d then io.stderr:write("phoenix test: ", derr, "\n") return run.EXIT_USAGE end
     local id = r.want.ctid or r.want.vmid
-    local have, ierr = d:inspect(id)
-    if not have then io.stderr:write("phoenix test: ", r.id, ": ", tostring(ierr), "\n") return run.EXIT_FAILED end
-    if not have.exists or have.status ~= "running" then
-      io.stderr:write("phoenix test: ", r.id, " is ", have.exists and "not running" or "not created",
+    local status, serr = state(d, id)
+    if not status then io.stderr:write("phoenix test: ", r.id, ": ", tostring(serr), "\n") return run.EXIT_FAILED end
+    if status ~= "running" then
+      io.stderr:write("phoenix test: ", r.id, " is ", status == "absent" and "not created" or status,
         ": converge it first\n")
       return run.EXIT_FAILED
     end

@@ -6,10 +6,14 @@
 -- answer). Changes go through lxc-create/-copy/-start/-stop/-snapshot/
 -- -destroy/-cgroup and config file writes; commands inside run through
 -- lxc-attach.
+local adapt = require "phoenix.target.lxc.adapt"
 local conf = require "phoenix.target.lxc.conf"
+local inside = require "phoenix.target.lxc.inside"
+local limits = require "phoenix.target.lxc.limits"
 local raw = require "phoenix.lxc.raw"
 local subids = require "phoenix.target.lxc.subids"
 local tmpfile = require "phoenix.tmpfile"
+local tool = require "phoenix.target.lxc.tool"
 local util = require "phoenix.util"
 local fs = require "px.fs"
 
@@ -28,21 +32,7 @@ function D.new(t)
   return d
 end
 
-local function lx(d, tool, id, args, opts)
-  local argv = { tool, "-P", d.path }
-  if id then argv[#argv + 1] = "-n"; argv[#argv + 1] = tostring(id) end
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local o = { argv = argv, timeout_ms = 600000 }
-  for k, v in pairs(opts or {}) do
-    if k ~= "check" then o[k] = v end
-  end
-  local res, err = d.t:run(o)
-  if not res then return nil, util.command_error(argv, nil, err) end
-  if res.code ~= 0 and not (opts and opts.check == false) then return nil, util.command_error(argv, res), res end
-  return res
-end
-
-local function cdir(d, id) return d.path .. "/" .. tostring(id) end
+local lx, cdir = tool.run, tool.dir
 
 -- Running containers -----------------------------------------------------
 
@@ -110,83 +100,14 @@ end
 -- this driver set itself (start/stop) stays known.
 function D:refresh(_) self.t:forget("lxc:running") end
 
--- adapt(spec) -> unsupported entries; removes from spec what this target
--- cannot do, so the rest compares cleanly.
-function D:adapt(spec)
-  local out = {}
-  local function no(field, value, reason) out[#out + 1] = { field = field, value = value, reason = reason } end
-  if spec.rootfs.storage then
-    no("storage_pool", spec.rootfs.storage, "the lxc target keeps root filesystems as directories under its lxcpath")
-    spec.rootfs.storage = nil
-  end
-  if spec.rootfs.size_gb then
-    no("storage_size_gb", spec.rootfs.size_gb, "a directory root filesystem has no size on the lxc target")
-    spec.rootfs.size_gb = nil
-  end
-  local keep = {}
-  for _, mt in ipairs(spec.mounts) do
-    if mt.kind == "volume" then
-      no("mount " .. mt.target, mt.storage .. ":" .. mt.size_gb .. "G",
-        "dedicated volumes (zfs_volumes) need Proxmox storage; the lxc target has none")
-    else
-      keep[#keep + 1] = mt
-    end
-  end
-  spec.mounts = keep
-  if spec.net then
-    if spec.net.vlan then no("network_config.vlan", spec.net.vlan, "VLAN tags need a Proxmox bridge") end
-    if spec.net.firewall then no("network_config.firewall", true, "the Proxmox firewall is not on the lxc target") end
-    spec.net.vlan, spec.net.firewall = nil, nil
-    if spec.net.ip == "dhcp" then spec.net.ip = nil end -- the guest asks for its address itself
-  end
-  if spec.nameserver then no("nameservers", spec.nameserver, "the lxc target does not write the guest's resolv.conf") end
-  if spec.searchdomain then no("searchdomain", spec.searchdomain, "the lxc target does not write the guest's resolv.conf") end
-  spec.nameserver, spec.searchdomain = nil, nil
-  for k, v in pairs(spec.features) do
-    if not (k == "nesting" and (v == "1" or v == "0")) then
-      no("pct_options." .. k, v, "only nesting=1 has an lxc equivalent (" .. conf.NESTING .. ")")
-      spec.features[k] = nil
-    end
-  end
-  if spec.features.nesting == "0" then spec.features.nesting = nil end
-  if spec.swap_mb and not spec.memory_mb and self.cgroup == 1 then
-    no("swap_mb", spec.swap_mb, "on a cgroup v1 host a swap limit needs memory_mb as well")
-    spec.swap_mb = nil
-  end
-  local ncpu = self.t.cpus and self.t:cpus()
-  if spec.cores and ncpu and spec.cores > ncpu then
-    no("cores", spec.cores, "this host has " .. ncpu .. " CPUs")
-    spec.cores = nil
-  end
-  return out
-end
+-- adapt(spec) -> unsupported entries (phoenix.target.lxc.adapt)
+function D:adapt(spec) return adapt.adapt(self, spec) end
 
--- markers(id, names) -> { name = hash }: read from the root filesystem on
--- the host (no process), refusing symlinks on the way so a guest cannot
--- point phoenix at host files.
-function D:markers(id, names)
-  local text = self.t:read(cdir(self, id) .. "/config")
-  if not text then return {} end
-  local root = conf.model(conf.parse(text)).rootfs_path
-  if root == "" then return {} end
-  local dir = root
-  for part in ("var/lib/phoenix/features"):gmatch("[^/]+") do
-    dir = dir .. "/" .. part
-    local st = fs.stat(dir, { follow = false })
-    if not st then return {} end
-    if st.type ~= "dir" then return nil, dir .. " is not a directory inside container " .. id end
-  end
-  local out = {}
-  for _, name in ipairs(names) do
-    local p = dir .. "/" .. name .. ".done"
-    local st = fs.stat(p, { follow = false })
-    if st and st.type == "file" then
-      local h = (fs.read(p) or ""):match("^(%x+) " .. name:gsub("%p", "%%%0") .. "\n?$")
-      out[name] = h
-    end
-  end
-  return out
-end
+-- Inside the guest (phoenix.target.lxc.inside)
+function D:exec(id, argv, o) return inside.exec(self, id, argv, o) end
+function D:push(id, path, content, o) return inside.push(self, id, path, content, o) end
+function D:pull(id, path) return inside.pull(self, id, path) end
+function D:markers(id, names) return inside.markers(self, id, names) end
 
 -- Changes ------------------------------------------------------------------
 
@@ -196,42 +117,6 @@ local function write_conf(d, id, m)
   if not text then return nil, "cannot read " .. d.t:path(path) .. ": " .. tostring(err) end
   local ok, werr = d.t:write(path, conf.render(conf.parse(text), m, { cgroup = d.cgroup }), { mode = "0640" })
   if ok == nil then return nil, werr end
-  return true
-end
-
-local LIVE_KEYS = {
-  [1] = { mem = "memory.limit_in_bytes", memsw = "memory.memsw.limit_in_bytes", cpus = "cpuset.cpus" },
-  [2] = { mem = "memory.max", swap = "memory.swap.max", cpus = "cpuset.cpus" },
-}
-
--- live limits through lxc-cgroup, in an order the kernel accepts (v1:
--- memory+swap never below memory)
-local function set_live(d, id, old, m)
-  local k = LIVE_KEYS[d.cgroup]
-  local steps = {}
-  if m.memory_mb and (m.memory_mb ~= old.memory_mb or m.swap_mb ~= old.swap_mb) then
-    local mem = tostring(m.memory_mb * 1024 * 1024)
-    if d.cgroup == 2 then
-      steps[#steps + 1] = { k.mem, mem }
-      if m.swap_mb then steps[#steps + 1] = { k.swap, tostring(m.swap_mb * 1024 * 1024) } end
-    elseif m.swap_mb then
-      local memsw = { k.memsw, tostring((m.memory_mb + m.swap_mb) * 1024 * 1024) }
-      if (old.memory_mb or math.huge) > m.memory_mb then
-        steps[#steps + 1] = { k.mem, mem }; steps[#steps + 1] = memsw
-      else
-        steps[#steps + 1] = memsw; steps[#steps + 1] = { k.mem, mem }
-      end
-    else
-      steps[#steps + 1] = { k.mem, mem }
-    end
-  end
-  if m.cores and m.cores ~= old.cores then
-    steps[#steps + 1] = { k.cpus, m.cores == 1 and "0" or ("0-" .. (m.cores - 1)) }
-  end
-  for _, s in ipairs(steps) do
-    local ok, err = lx(d, "lxc-cgroup", id, { s[1], s[2] })
-    if not ok then return nil, err end
-  end
   return true
 end
 
@@ -278,7 +163,7 @@ function D:set(id, patch)
   end
   local ok, werr = write_conf(self, id, m)
   if not ok then return nil, werr end
-  if cur.status == "running" then return set_live(self, id, cur, m) end
+  if cur.status == "running" then return limits.set_live(self, id, cur, m) end
   return true
 end
 
@@ -417,45 +302,6 @@ function D:destroy(id)
   if not res then return nil, err end
   self.override[tostring(id)] = nil
   return true
-end
-
--- Inside the guest ---------------------------------------------------------
-
--- exec(id, argv, {stdin=, env=, timeout_ms=}) -> result | nil, msg
-function D:exec(id, argv, o)
-  o = o or {}
-  local args = { "--clear-env" }
-  local keys = util.sorted_keys(o.env or {})
-  for _, k in ipairs(keys) do
-    args[#args + 1] = "-v"
-    args[#args + 1] = k .. "=" .. tostring(o.env[k])
-  end
-  args[#args + 1] = "--"
-  for _, a in ipairs(argv) do args[#args + 1] = a end
-  return lx(self, "lxc-attach", id, args, { check = false, stdin = o.stdin, timeout_ms = o.timeout_ms or 600000 })
-end
-
--- The file is written next to its place and renamed, so a reader never
--- sees half of it; path and mode are arguments, never part of the script.
-local PUSH = 'umask 077 && mkdir -p "${1%/*}" && cat > "$1.phoenix-new" && chmod "$2" "$1.phoenix-new" '
-  .. '&& { [ -z "$3" ] || chown "$3" "$1.phoenix-new"; } && mv -f "$1.phoenix-new" "$1"'
-
--- push(id, path, content, {mode=, uid=, gid=}) -> true | nil, msg
-function D:push(id, path, content, o)
-  o = o or {}
-  local owner = o.uid and (tostring(o.uid) .. ":" .. tostring(o.gid or o.uid)) or ""
-  local res, err = self:exec(id, { "sh", "-c", PUSH, "sh", path, o.mode or "0644", owner }, { stdin = content })
-  if not res then return nil, err end
-  if res.code ~= 0 then return nil, string.format("writing %s in container %s: %s", path, id, util.tail(res.stderr)) end
-  return true
-end
-
--- pull(id, path) -> content | nil, msg
-function D:pull(id, path)
-  local res, err = self:exec(id, { "cat", path })
-  if not res then return nil, err end
-  if res.code ~= 0 then return nil, string.format("reading %s in container %s: %s", path, id, util.tail(res.stderr)) end
-  return res.stdout
 end
 
 -- owned() -> { "101", ... }: containers in lxcpath carrying lxc.group = phoenix

@@ -26,7 +26,7 @@ function M.ensure(t, ranges)
       if text ~= "" and text:sub(-1) ~= "\n" then text = text .. "\n" end
       local ok, err = t:write(file, text .. table.concat(add, "\n") .. "\n", { mode = "0644" })
       if ok == nil then return nil, t:path(file) .. ": " .. tostring(err) end
-      require("px.log").info(string.format("%s: granted root %s (for unprivileged containers)", t:path(file),
+      require("px.log").info(string.format("%s: added %s (host ids for unprivileged containers)", t:path(file),
         table.concat(add, ", ")))
     end
   end

@@ -88,6 +88,29 @@ function M.find_guest(site, word)
   return nil, "no guest " .. word .. " in the site files"
 end
 
+-- Guests with trigger_sync_on_completion in a create run bring in the sync
+-- resources (and what they need, guests aside), run after those guests:
+-- id -> the triggering guest ids.
+local function sync_after(site, g, keep)
+  local triggers = {}
+  for id in pairs(keep) do
+    local r = site.by_id[id]
+    if (r.type == "lxc" or r.type == "vm") and r.want.trigger_sync_on_completion then triggers[#triggers + 1] = id end
+  end
+  if #triggers == 0 then return {} end
+  table.sort(triggers)
+  local start = {}
+  for _, r in ipairs(site.resources) do
+    if r.scope == "sync" then start[#start + 1] = r.id end
+  end
+  local joined = {}
+  for id in pairs(graph.closure(g, start)) do
+    local t = site.by_id[id].type
+    if not keep[id] and t ~= "lxc" and t ~= "vm" then joined[id] = triggers end
+  end
+  return joined
+end
+
 -- select(site, scope, ids) -> resources | nil, msg
 -- scope: "all" | "host" | "guest" (ids + what they depend on) | "sync" | {ids}
 function M.select(site, scope, ids)
@@ -95,7 +118,7 @@ function M.select(site, scope, ids)
   if scope == "all" then return all end
   local g, err = graph.build(all, { external = "ignore" })
   if not g then return nil, err end
-  local keep = {}
+  local keep, joined = {}, {}
   if scope == "host" then
     for _, r in ipairs(all) do
       if r.scope == "host" then keep[r.id] = true end
@@ -108,6 +131,7 @@ function M.select(site, scope, ids)
       start[#start + 1] = r.id
     end
     keep = graph.closure(g, start)
+    joined = sync_after(site, g, keep)
   elseif scope == "sync" or scope == "ids" then
     local start = {}
     if scope == "sync" then
@@ -132,7 +156,16 @@ function M.select(site, scope, ids)
   end
   local out = {}
   for _, r in ipairs(all) do
-    if keep[r.id] then out[#out + 1] = r end
+    if keep[r.id] then
+      out[#out + 1] = r
+    elseif joined[r.id] then
+      local copy = {}
+      for k, v in pairs(r) do copy[k] = v end
+      copy.deps = {}
+      for _, d in ipairs(r.deps) do copy.deps[#copy.deps + 1] = d end
+      for _, d in ipairs(joined[r.id]) do copy.deps[#copy.deps + 1] = d end
+      out[#out + 1] = copy
+    end
   end
   return out
 end

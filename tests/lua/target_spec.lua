@@ -22,7 +22,7 @@ describe("targets", function()
   it("rejects unknown options", function()
     local t, err = targets.open({ type = "lxc", rooot = "/" })
     assert.is_nil(t)
-    assert.matches("unknown option 'rooot' for the lxc target (known: bin, root)", err, 1, true)
+    assert.matches("unknown option 'rooot' for the lxc target (known: bin, cgroup, lxcpath, root)", err, 1, true)
   end)
 
   it("keeps files under its root and rewrites only on change", function()

@@ -153,7 +153,7 @@ describe("phoenix setup on zfs-fuse", function()
     local n, list = calls("zfs")
     assert.are.equal(1, n, table.concat(list, "\n"))
     assert.matches("^get %-H %-p %-o name,property,value,source atime,compression,quota,recordsize,type "
-      .. pool .. "/vm%-disks " .. pool .. "/shared " .. pool .. "/shared/docs$", list[1])
+      .. pool .. "/shared " .. pool .. "/shared/docs " .. pool .. "/vm%-disks$", list[1]) -- sorted: one batch key
     assert.are.equal(1, (calls("zpool")))
     assert.are.equal(0, (calls("exportfs")))
 

@@ -162,30 +162,11 @@ local function batch_of(site)
   return names, props
 end
 
-local function zfs_get(ctx, names, props)
+-- props is a set; the target runs the batched `zfs get` (base.lua).
+local function zfs_get(ctx, names, props, fresh)
   local plist = {}
   for k in pairs(props) do plist[#plist + 1] = k end
-  table.sort(plist)
-  local argv = { "zfs", "get", "-H", "-p", "-o", "name,property,value,source", table.concat(plist, ",") }
-  for _, n in ipairs(names) do argv[#argv + 1] = n end
-  local res, err, raw = ctx:run({ argv = argv, ok_codes = { 0, 1 } })
-  if not res then return nil, err, raw end
-  if res.code == 1 then
-    -- zfs reports each missing dataset and goes on; anything else is an error
-    for line in res.stderr:gmatch("[^\n]+") do
-      if not line:match("^cannot open '[^']*': dataset does not exist$") then
-        return nil, util.command_error(argv, res)
-      end
-    end
-  end
-  local rows, perr = pve.parse_zfs_get(res.stdout)
-  if not rows then return nil, "`zfs get` printed what phoenix cannot read: " .. perr end
-  local out = {}
-  for _, r in ipairs(rows) do
-    out[r.name] = out[r.name] or {}
-    out[r.name][r.property] = { value = r.value, source = r.source, inherited_from = r.inherited_from }
-  end
-  return out
+  return ctx.target:zfs_get(names, plist, { fresh = fresh })
 end
 
 -- dataset(ctx, name, props) -> { [prop] = {value, source} } | false (absent)
@@ -196,7 +177,7 @@ function M.dataset(ctx, name, props)
   if s.stale[name] then
     local want = { type = true }
     for k in pairs(props or {}) do want[k] = true end
-    local got, err = zfs_get(ctx, { name }, want)
+    local got, err = zfs_get(ctx, { name }, want, true)
     if not got then return nil, err end
     return got[name] or false
   end

@@ -2,7 +2,9 @@
 -- found in `bin` wins, so tests point pct/qm/... at the simulator), and a
 -- per-run cache for batched inspection.
 local async = require "phoenix.async"
+local util = require "phoenix.util"
 local fs = require "px.fs"
+local pve = require "px.pve"
 
 local Base = {}
 Base.__index = Base
@@ -136,5 +138,84 @@ end
 function Base:forget(key)
   if key == nil then self.cache = {} else self.cache[key] = nil end
 end
+
+-- ZFS, on every target that has `zfs`: one batched `zfs get` per run.
+
+-- zfs_command(args, opts) -> result | nil, msg, result: `zfs args...` with
+-- ok_codes (default {0}); targets override it (pve retries lock timeouts).
+function Base:zfs_command(args, opts)
+  local argv = { "zfs", table.unpack(args) }
+  local res, err = self:run({ argv = argv })
+  if not res then return nil, util.command_error(argv, nil, err) end
+  local ok = false
+  for _, c in ipairs(opts and opts.ok_codes or { 0 }) do
+    if res.code == c then ok = true end
+  end
+  if res.timed_out or not ok then return nil, util.command_error(argv, res), res end
+  return res
+end
+
+local function string_list(what, list)
+  if type(list) ~= "table" or #list == 0 then error("zfs_get: " .. what .. " must be a non-empty list", 3) end
+  local out = {}
+  for i, v in ipairs(list) do
+    if type(v) ~= "string" or v == "" or v:find("[%s,]") or v:sub(1, 1) == "-" then
+      error(string.format("zfs_get: %s[%d] is not a %s: %s", what, i, what:sub(1, -2), tostring(v)), 3)
+    end
+    out[i] = v
+  end
+  table.sort(out)
+  return out
+end
+
+-- zfs_get(datasets, props [, {fresh=true}]) -> { [dataset] = { [prop] = {value=, source=,
+-- inherited_from=} } } | nil, msg. One `zfs get` for the whole list, once
+-- per run for the same lists; datasets that do not exist are absent.
+function Base:zfs_get(datasets, props, opts)
+  local ds = string_list("datasets", datasets)
+  local ps = string_list("properties", props)
+  local key = "zfs:" .. table.concat(ds, " ") .. "|" .. table.concat(ps, ",")
+  self.zfs_batches = self.zfs_batches or {}
+  self.zfs_batches[key] = ds
+  if opts and opts.fresh then self:forget(key) end -- read again (after a change)
+  return self:memo(key, function()
+    local argv = { "get", "-H", "-p", "-o", "name,property,value,source", table.concat(ps, ","), table.unpack(ds) }
+    local res, err, partial = self:zfs_command(argv, { ok_codes = { 0, 1 } })
+    if not res then return nil, err, partial end
+    if res.code == 1 then
+      -- zfs reports each missing dataset and goes on; anything else is an error
+      for line in res.stderr:gmatch("[^\n]+") do
+        if not line:match("^cannot open '[^']*': dataset does not exist$") then
+          return nil, util.command_error({ "zfs", table.unpack(argv) }, res)
+        end
+      end
+    end
+    local rows, perr = pve.parse_zfs_get(res.stdout)
+    if not rows then return nil, "`zfs get` printed what phoenix cannot read: " .. perr end
+    local out = {}
+    for _, r in ipairs(rows) do
+      out[r.name] = out[r.name] or {}
+      out[r.name][r.property] = { value = r.value, source = r.source, inherited_from = r.inherited_from }
+    end
+    return out
+  end)
+end
+
+-- refresh_zfs(dataset) drops the zfs_get batches that hold the dataset (or
+-- all of them), after a change to it.
+function Base:refresh_zfs(dataset)
+  for key, ds in pairs(self.zfs_batches or {}) do
+    local hit = dataset == nil
+    for _, d in ipairs(ds) do
+      if d == dataset then hit = true end
+    end
+    if hit then
+      self:forget(key)
+      self.zfs_batches[key] = nil
+    end
+  end
+  return true
+end
+
 
 return Base

@@ -140,4 +140,26 @@ function M.run(driver, id, it, log)
   return true
 end
 
+-- What features learn from another guest: the site CA's root certificate
+-- and fingerprint, as the step_ca feature leaves them in its guest (read
+-- once per run; nil while that guest cannot answer).
+function M.other_guests(ctx)
+  return function(what)
+    local ca = ctx.site and ctx.site.by_id and ctx.site.by_id["trusted_ca:host"]
+    local gid = ca and ca.want.ca_guest
+    local kind, id = tostring(gid):match("^(%a+):(%d+)$")
+    if not kind then return nil end
+    local file = what == "ca_cert" and "root_ca.crt" or "root_ca.fingerprint"
+    local g = ctx.site.by_id[gid]
+    local path = ((g and g.want.steppath) or "/root/.step") .. "/certs/" .. file
+    local data = ctx.target:memo("guest-file:" .. gid .. ":" .. path, function()
+      local d = ctx.target:driver(kind == "lxc" and "ct" or "vm")
+      if not d then return nil end
+      return d:pull(tonumber(id), path)
+    end)
+    if what == "ca_fingerprint" and data then data = data:match("^%s*(%S+)") end
+    return data
+  end
+end
+
 return M

@@ -8,7 +8,9 @@ local kit = require "testkit"
 local servers = require "servers"
 local vmfix = require "vmfix"
 
-local HELLO = "#!/bin/sh\necho hello from $PHOENIX_HOSTNAME\n"
+-- the variables a feature gets are the ones its header documents (docs/features.md)
+local HELLO = "#!/bin/sh\n#   PHOENIX_GUEST_ID  VMID\n#   PHOENIX_HOSTNAME  name\n#   PHOENIX_DOMAIN_NAME  domain\n"
+  .. "echo hello from $PHOENIX_HOSTNAME\n"
 local STEP = "#!/bin/sh\necho step\n"
 
 local function ok_report(rep)
@@ -113,12 +115,12 @@ describe("vm recipe", function()
         if e.argv[1] == "env" and e.argv[2] == "PHOENIX_FEATURE=hello" then run_hello = e.argv end
       end
       assert.are.same({ "env", "PHOENIX_FEATURE=hello", "PHOENIX_DOMAIN_NAME=lab.example", "PHOENIX_GUEST_ID=1001",
-        "PHOENIX_HOSTNAME=app", "PHOENIX_USERNAME=phoenix_user", "sh", "/var/lib/phoenix/features/hello.sh" }, run_hello)
+        "PHOENIX_HOSTNAME=app", "sh", "/var/lib/phoenix/features/hello.sh" }, run_hello)
       local gfs = node.dir .. "/sim/guests/1001/fs/var/lib/phoenix/features/"
       assert.are.equal(HELLO, fs.read(gfs .. "hello.sh"))
       assert.are.equal(tonumber("700", 8), fs.stat(gfs .. "hello.sh").mode)
-      assert.matches("^%x+\n$", fs.read(gfs .. "hello.done"))
-      assert.matches("^%x+\n$", fs.read(gfs .. "step.done"))
+      assert.matches("^%x+ hello\n$", fs.read(gfs .. "hello.done"))
+      assert.matches("^%x+ step\n$", fs.read(gfs .. "step.done"))
       -- the NFS volume: the fixed script, the site's values as its arguments
       local nfs = ex[#ex].argv
       assert.are.same({ "sh", "-c" }, { nfs[1], nfs[2] })
@@ -262,7 +264,8 @@ describe("vm recipe", function()
         snapshots = { ["post-features"] = "done" } }) }, { features = { broken = "apt-get install nope\n" } })
       local r = rep.results["vm:1005"]
       assert.are.equal("failed", r.status)
-      assert.are.equal("feature broken failed (exit 2):\nE: Unable to locate package nope", r.error)
+      assert.are.equal("feature broken: `sh /var/lib/phoenix/features/broken.sh` exited 2: E: Unable to locate package nope",
+        r.error)
       assert.is_nil(fs.read(node.dir .. "/sim/guests/1005/fs/var/lib/phoenix/features/broken.done"))
       assert.is_nil(vmfix.conf(node, 1005):find("[done]", 1, true))
       rep = vmfix.run(site, node, { mode = "plan" })

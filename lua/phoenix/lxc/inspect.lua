@@ -34,34 +34,12 @@ local function host_paths(ctx, spec)
   return out
 end
 
--- What features learn from another guest: the site CA's root certificate
--- and fingerprint, as the step_ca feature leaves them in its guest (read
--- once per run; nil while that guest cannot answer).
-function M.other_guests(ctx)
-  return function(what)
-    local ca = ctx.site and ctx.site.by_id and ctx.site.by_id["trusted_ca:host"]
-    local gid = ca and ca.want.ca_guest
-    local kind, id = tostring(gid):match("^(%a+):(%d+)$")
-    if not kind then return nil end
-    local file = what == "ca_cert" and "root_ca.crt" or "root_ca.fingerprint"
-    local g = ctx.site.by_id[gid]
-    local path = ((g and g.want.steppath) or "/root/.step") .. "/certs/" .. file
-    local data = ctx.target:memo("guest-file:" .. gid .. ":" .. path, function()
-      local d = ctx.target:driver(kind == "lxc" and "ct" or "vm")
-      if not d then return nil end
-      return d:pull(tonumber(id), path)
-    end)
-    if what == "ca_fingerprint" and data then data = data:match("^%s*(%S+)") end
-    return data
-  end
-end
-
 -- container(ctx, d, want, spec, unsupported) -> have | nil, msg
 function M.container(ctx, d, want, spec, unsupported)
   local have, err = d:inspect(want.ctid)
   if not have then return nil, err end
   have.spec, have.unsupported, have.caps = spec, unsupported, d.caps
-  local items, ierr = runner.plan(want, ctx.site, M.other_guests(ctx))
+  local items, ierr = runner.plan(want, ctx.site, runner.other_guests(ctx))
   if not items then return nil, ierr end
   have.items = items
   if not have.exists then

@@ -3,7 +3,7 @@
 -- snapshots, features and volumes, acting only on the changes the engine
 -- passes (a VM made in this run gets every step).
 local config = require "phoenix.vm.config"
-local features = require "phoenix.vm.features"
+local runner = require "phoenix.feature_runner"
 local fs = require "px.fs"
 local image = require "phoenix.vm.image"
 local inspect = require "phoenix.vm.inspect"
@@ -117,10 +117,8 @@ local function run_guest_steps(ctx, d, want, have, by, fresh)
   for _, f in ipairs(have.features or {}) do
     if not f.done and (fresh or by["feature " .. f.name]) then
       -- a run whose record was lost: the guest's marker still knows
-      if fresh or features.marker(d, vmid, f.name) ~= f.hash then
-        ctx.log:info("feature %s", f.name)
-        M.must(ctx, features.run(d, vmid, f))
-      end
+      local marks = not fresh and runner.markers(d, vmid, { f.name }) or {}
+      if marks[f.name] ~= f.hash then M.must(ctx, runner.run(d, vmid, f, ctx.log)) end
       rec.features[f.name] = f.hash
       record_write(ctx, want, rec)
     end

@@ -4,7 +4,7 @@
 -- that diff stays pure.
 local cloudinit = require "phoenix.vm.cloudinit"
 local config = require "phoenix.vm.config"
-local features = require "phoenix.vm.features"
+local runner = require "phoenix.feature_runner"
 local fs = require "px.fs"
 local gpu = require "phoenix.vm.gpu"
 local image = require "phoenix.vm.image"
@@ -170,7 +170,7 @@ function M.inspect(ctx, want)
   if not facts then return nil, ferr end
   have.facts = facts
   if not want.is_template then
-    local list, lerr = features.wanted(ctx.site, want, want.features, features.vm_settings)
+    local list, lerr = runner.plan(want, ctx.site, runner.other_guests(ctx))
     if not list then return nil, lerr end
     for _, f in ipairs(list) do f.done = have.record.features[f.name] == f.hash end
     have.features = list

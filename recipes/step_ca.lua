@@ -88,21 +88,21 @@ return {
     local ca_json = paths(want)
     local errors = {}
     local function try(ok, err) if not ok then errors[#errors + 1] = err end return ok end
-    local todo = {}
-    for _, c in ipairs(changes) do todo[c.field] = true end
-    if todo["ca.json authority.provisioners"] then
+    local due = {}
+    for _, c in ipairs(changes) do due[c.field] = true end
+    if due["ca.json authority.provisioners"] then
       local text, err = stepca.add_acme(have.ca_json, want.acme_provisioner or "acme")
       if try(text, err) and try(guest.push(ctx, want.guest, ca_json, text, { mode = 384 })) then
         try(guest.exec(ctx, want.guest, { "systemctl", "reload-or-restart", "step-ca" }))
       end
     end
     for _, g in ipairs(want.trusted or {}) do
-      if todo["root CA in " .. g] and try(guest.push(ctx, g, ROOT_DEST, have.root, { mode = 420 })) then
+      if due["root CA in " .. g] and try(guest.push(ctx, g, ROOT_DEST, have.root, { mode = 420 })) then
         try(guest.exec(ctx, g, { "update-ca-certificates" }))
       end
     end
     for _, c in ipairs(want.certificates or {}) do
-      if todo["certificate " .. c.guest .. ":" .. c.cert] then
+      if due["certificate " .. c.guest .. ":" .. c.cert] then
         local ok = try(guest.exec(ctx, c.guest, { "step", "ca", "renew", "--force", "--ca-url", want.ca_url,
           "--root", ROOT_DEST, c.cert, c.key }))
         if ok and c.reload then try(guest.exec(ctx, c.guest, c.reload)) end

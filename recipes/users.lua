@@ -111,14 +111,14 @@ return {
 
   apply = function(ctx, want, have, changes)
     local t = ctx.target
-    local todo = {}
-    for _, c in ipairs(changes) do todo[c.field] = true end
+    local due = {}
+    for _, c in ipairs(changes) do due[c.field] = true end
     local function run(argv, opts)
       local o = { argv = argv }
       for k, v in pairs(opts or {}) do o[k] = v end
       return ctx:run(o)
     end
-    if todo.user then
+    if due.user then
       local argv = prefix(t, { "useradd" }, "--prefix")
       for _, a in ipairs({ "-m", "-s", want.shell or "/bin/bash" }) do argv[#argv + 1] = a end
       if want.sudo_access then
@@ -129,13 +129,13 @@ return {
       local ok, err = run(argv)
       if not ok then return nil, err end
     else
-      if todo.shell then
+      if due.shell then
         local argv = prefix(t, { "usermod" }, "--prefix")
         for _, a in ipairs({ "-s", want.shell, want.username }) do argv[#argv + 1] = a end
         local ok, err = run(argv)
         if not ok then return nil, err end
       end
-      if todo.sudo then
+      if due.sudo then
         local argv = prefix(t, { "usermod" }, "--prefix")
         if want.sudo_access then
           for _, a in ipairs({ "-a", "-G", SUDO }) do argv[#argv + 1] = a end
@@ -151,12 +151,12 @@ return {
         if not ok then return nil, err end
       end
     end
-    if todo.password_hash then
+    if due.password_hash then
       -- on stdin, so the hash is never on a command line
       local ok, err = run(prefix(t, { "chpasswd", "-e" }, "--root"), { stdin = want.username .. ":" .. want.password_hash .. "\n" })
       if not ok then return nil, err end
     end
-    if todo.ssh_public_keys then
+    if due.ssh_public_keys then
       local now, err = inspect(ctx, want) -- the account as it is now (uid, home)
       if not now then return nil, err end
       local text = t:read(now.keys_path) or ""

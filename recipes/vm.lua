@@ -13,14 +13,14 @@ local state = require "phoenix.vm.state"
 -- The steps after configuration, shared by new and existing VMs.
 local function guest_steps(want, have, out)
   local pre, post = inspect.snapshot_names(want)
-  local todo = 0
-  for _, f in ipairs(have.features or {}) do if not f.done then todo = todo + 1 end end
-  for _, v in ipairs(have.volumes or {}) do if not v.done then todo = todo + 1 end end
+  local due = 0
+  for _, f in ipairs(have.features or {}) do if not f.done then due = due + 1 end end
+  for _, v in ipairs(have.volumes or {}) do if not v.done then due = due + 1 end end
   if not have.running then
     out[#out + 1] = { field = "status", action = have.exists and "update" or "create",
       from = have.exists and (have.status or "stopped") or nil, to = "running" }
   end
-  if not have.running or todo > 0 then
+  if not have.running or due > 0 then
     out[#out + 1] = { field = "agent", action = "run",
       to = string.format("wait for the guest agent (up to %d s)", want.agent_timeout or inspect.AGENT_TIMEOUT) }
   end

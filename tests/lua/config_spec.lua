@@ -223,6 +223,22 @@ describe("secrets", function()
     assert.are.equal("(secret)", log.scrub("file-secret-value-123"))
   end)
 
+  it("warns about a secret too short to mask readably", function()
+    local dir = sitefix.tmpdir()
+    assert(fs.write(dir .. "/pw", "ab\n"))
+    local site, problems = load("good", { { op = "set", file = "hypervisor", pointer = "/portainer_api/admin_password",
+      value = { secret = "file:" .. dir .. "/pw" } } })
+    sitefix.rmdir(dir)
+    assert.is_table(site, errors_of(problems))
+    local found
+    for _, p in ipairs(site.warnings) do
+      if p.pointer == "/portainer_api/admin_password" then found = p end
+    end
+    assert.is_table(found, "no warning for the short secret")
+    assert.matches("this secret is 2 characters long", found.message, 1, true)
+    assert.is_nil(found.message:find("ab", 1, true))
+  end)
+
   it("names the file and pointer of a missing secret", function()
     local site, problems = load("good", nil, { getenv = sitefix.getenv { "PHOENIX_ADMIN_PASSWORD_HASH" } })
     assert.is_nil(site)

@@ -46,6 +46,8 @@ end
 -- references at pointers (px.schema's `collected` entries named "secret")
 -- by their values. keep(pointer) may skip some (stack environments no VM
 -- deploys). Errors name the file and pointer.
+M.MIN_LENGTH = 6
+
 function M.resolve(doc, collected, file, problems, opts, keep)
   for _, c in ipairs(collected or {}) do
     if c.name == "secret" and (not keep or keep(c.pointer)) then
@@ -56,6 +58,12 @@ function M.resolve(doc, collected, file, problems, opts, keep)
         if value then
           log.redact(value)
           node[key] = value
+          if #value < M.MIN_LENGTH then
+            -- masking a short secret garbles output: "x" would hide every x
+            problems:warn(file, c.pointer, string.format("this secret is %d character%s long: phoenix masks every "
+              .. "occurrence of it in its output, which makes that output hard to read", #value, #value == 1 and "" or "s"),
+              "use a longer secret")
+          end
         else
           problems:error(file, c.pointer, err, hint)
         end

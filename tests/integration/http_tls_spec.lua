@@ -88,6 +88,24 @@ describe("px.http over TLS (nginx)", function()
     assert.matches("public key does not match pinned public key", err)
   end)
 
+  it("trusts a certificate by its SHA-256 fingerprint alone, checked in the handshake", function()
+    local fp = servers.run { "openssl", "x509", "-in", ngx.pki.wrong_crt, "-noout", "-fingerprint", "-sha256" }
+    fp = fp:match("=(%S+)")
+    local url = "https://127.0.0.1:" .. ngx.wrong .. "/"
+    -- no CA, a host name that does not match: the fingerprint is the trust
+    local r = assert(http.request { url = url, fingerprint = fp })
+    assert.equals("wrong", r.body)
+    r = assert(http.request { url = url, fingerprint = fp:lower() })
+    assert.equals(200, r.status)
+    local other = servers.run { "openssl", "x509", "-in", ngx.pki.server_crt, "-noout", "-fingerprint", "-sha256" }
+    other = other:match("=(%S+)")
+    local bad, err = http.request { url = url, fingerprint = other }
+    assert.is_nil(bad)
+    assert.equals(url .. ": the server's certificate has SHA-256 fingerprint " .. fp
+      .. ", not the one given (fingerprint)", err)
+    assert.has_error(function() http.request { url = url, fingerprint = "AB:CD" } end)
+  end)
+
   it("passes 401 and 5xx through, and POSTs JSON", function()
     local r = assert(http.request { url = base .. "/auth", cafile = ngx.pki.ca_crt })
     assert.equals(401, r.status)

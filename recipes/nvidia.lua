@@ -66,6 +66,8 @@ return {
 
   inspect = function(ctx, want)
     local t = ctx.target
+    if t.remote then return nil, string.format("the %s target reaches the node over the network, and GPU checks read the node's /sys and /dev here: "
+      .. "run phoenix on the node (pve target) for GPU passthrough", t.type) end
     local facts, err = gpu.scan({ root = t.root, all = true })
     if not facts then return nil, "cannot read the host's PCI devices: " .. err end
     for _, p in ipairs(facts.problems or {}) do ctx.log:warn("%s", p) end

@@ -11,6 +11,10 @@ local M = {}
 function M.spec(ctx, want)
   local facts
   if #(want.gpu_assignment or {}) > 0 then
+    if ctx.target.remote then
+      return nil, string.format("gpu_assignment: " .. "the %s target reaches the node over the network, and GPU checks read the node's /sys and /dev here: "
+      .. "run phoenix on the node (pve target) for GPU passthrough", ctx.target.type)
+    end
     local err
     facts, err = gpu.scan({ root = ctx.target.root })
     if not facts then return nil, "gpu_assignment: cannot read the host's GPUs: " .. tostring(err) end

@@ -112,7 +112,7 @@ function Pve:pve(tool, args, opts)
   local attempt = 0
   while true do
     self.calls = self.calls + 1
-    local res, err = self:run(run)
+    local res, err = self:tool_run(run)
     if not res then return nil, util.command_error(argv, nil, err) end
     -- a lock timeout means the call did nothing: retried even with check=false
     local locked = res.code ~= 0 and not res.timed_out and lock_timeout(res)
@@ -129,6 +129,10 @@ function Pve:pve(tool, args, opts)
     async.sleep(wait)
   end
 end
+
+-- tool_run(opts) -> result | nil, msg: how t:pve runs one call (the
+-- pve-api target answers from the REST API instead).
+function Pve:tool_run(opts) return self:run(opts) end
 
 -- Inventory ----------------------------------------------------------------
 
@@ -252,6 +256,12 @@ function Pve:guest(vmid)
     if not ok then return nil, rerr end
   end
   return inv.guests[vmid]
+end
+
+-- guest_conf(vmid, kind) -> a guest's parsed config, read now | nil (absent) | nil, msg
+function Pve:guest_conf(vmid, kind)
+  vmid = check_vmid(vmid, 2)
+  return inventory.read_conf(self, self.node, kind, vmid)
 end
 
 -- refresh(vmid) marks a guest as changed: the next guest()/inventory() reads

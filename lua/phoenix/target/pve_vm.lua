@@ -3,7 +3,6 @@
 -- files inside the guest through the QEMU guest agent (`qm guest exec`).
 -- The vm recipe owns the VM model; this module only runs qm and reads.
 local async = require "phoenix.async"
-local inventory = require "phoenix.target.pve.inventory"
 local json = require "px.json"
 local util = require "phoenix.util"
 
@@ -36,7 +35,7 @@ end
 -- conf(vmid) -> parsed config read from its file now (no tool call) | nil | nil, msg
 function Driver:conf(vmid)
   vmid = check_vmid(vmid)
-  return inventory.read_conf(self.t, self.t.node, "qemu", vmid)
+  return self.t:guest_conf(vmid, "qemu")
 end
 
 -- Options as a list of {key, value} pairs -> "--key value" argv words.

@@ -101,6 +101,10 @@ local function gather_facts(ctx, want, have)
   facts.password_recorded = pw ~= nil and have.record ~= nil and have.record.password == fs.sha256(pw)
   local extra = option_pci_ids(want)
   if (want.gpu_assignment and #want.gpu_assignment > 0) or #extra > 0 then
+    if t.remote then
+      return nil, string.format("gpu_assignment: " .. "the %s target reaches the node over the network, and GPU checks read the node's /sys and /dev here: "
+      .. "run phoenix on the node (pve target) for GPU passthrough", t.type)
+    end
     local g, gerr = gpu.resolve(t.root, want.gpu_assignment or {}, extra)
     if not g then return nil, gerr end
     facts.hostpci = g.values

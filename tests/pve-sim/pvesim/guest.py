@@ -202,7 +202,9 @@ class GuestType:
         return res
 
     # --------------------------------------------------------- pending
-    def print_pending(self, vmid, out):
+    def pending_list(self, vmid):
+        """PVE's config_with_pending_array: {key, value?, pending?, delete?}
+        for every current and pending key, sorted by key."""
         c = self.load(vmid)
         dels = confmod.pending_delete(c)
         pend = dict(c.get("pending") or {})
@@ -226,7 +228,22 @@ class GuestType:
             items.append({"key": k, "pending": v})
         for k, f in dels.items():
             items.append({"key": k, "delete": 2 if f else 1})
-        for it in sorted(items, key=lambda i: i["key"]):
+        return sorted(items, key=lambda i: i["key"])
+
+    def pending_json(self, vmid):
+        """pending_list with integer/number options as JSON numbers."""
+        table = schema.options(self.kind, "set")
+        out = []
+        for it in self.pending_list(vmid):
+            d = table.get(it["key"]) or {}
+            for f in ("value", "pending"):
+                if f in it:
+                    it[f] = _typed(d, it[f])
+            out.append(it)
+        return out
+
+    def print_pending(self, vmid, out):
+        for it in self.pending_list(vmid):
             k = it["key"]
             v, p = it.get("value"), it.get("pending")
             if k == "description":
@@ -294,6 +311,20 @@ class GuestType:
     # ----------------------------------------------------------- status
     def resource(self, vmid, c):
         raise NotImplementedError
+
+
+def _typed(d, v):
+    """A config value as the API returns it: numbers where the schema says so."""
+    v = str(v)
+    try:
+        if d.get("type") == "integer":
+            return int(v)
+        if d.get("type") == "number":
+            f = float(v)
+            return int(f) if f.is_integer() and "." not in v else f
+    except ValueError:
+        pass
+    return v
 
 
 def fmt_error(key, e):

@@ -1,6 +1,6 @@
 """`pvesh get`: the read side of the API the pve target uses —
 /cluster/resources (one bare JSON array, sorted keys), /cluster/nextid,
-/nodes, /nodes/<node>/{lxc,qemu}[/<vmid>/{config,status/current}],
+/nodes, /nodes/<node>/{lxc,qemu}[/<vmid>/{config,pending,snapshot,status/current}],
 /nodes/<node>/storage, /version."""
 
 import re
@@ -185,8 +185,12 @@ def get(sim, path, o):
                 st["vmid"] = vmid
             st["ha"] = {"managed": 0}
             return st
+        if sub == "/pending":
+            return g.pending_json(vmid)
+        if sub == "/snapshot":
+            return g.snapshot_list(vmid)
         if sub in ("", "/"):
-            return [{"subdir": s} for s in ("config", "status", "snapshot")]
+            return [{"subdir": s} for s in ("config", "pending", "status", "snapshot")]
         raise Die("no such resource '%s'" % path)
     if rest == "/storage":
         from .storage import Storage

@@ -58,6 +58,46 @@ function Node:conf(kind, vmid, node)
   return string.format("%s/etc/pve/nodes/%s/%s/%d.conf", self.root, node or "pve", sub, vmid)
 end
 
+-- serve{token=, cert=, key=} -> api {port, stop()}: `pve-sim serve` on a
+-- free port (HTTPS with cert/key), up once it has written sim/api.port.
+function Node:serve(o)
+  local port_file = self.dir .. "/sim/api.port"
+  fs.remove(port_file)
+  local argv = { kit.source_dir .. "/tests/pve-sim/pve-sim", "serve", self.dir, "--port", "0", "--token", o.token }
+  if o.cert then
+    for _, a in ipairs({ "--cert", o.cert, "--key", o.key }) do argv[#argv + 1] = a end
+  end
+  local h = assert(exec.spawn({ argv = argv, stdout = "null", stderr = "null" }))
+  local sys = require "px.sys"
+  local deadline = sys.monotonic() + 15
+  local port
+  while not port do
+    port = math.tointeger(tonumber(fs.read(port_file) or ""))
+    if not port then
+      assert(sys.monotonic() < deadline, "pve-sim serve did not come up")
+      sys.sleep(0.05)
+    end
+  end
+  local api = { port = port }
+  function api.stop()
+    if h then
+      h:kill("TERM")
+      h:wait(5000)
+      h:close()
+      h = nil
+    end
+  end
+  return api
+end
+
+-- api_log() -> the decoded lines of sim/api.log (one per API request)
+function Node:api_log()
+  local text = fs.read(self.dir .. "/sim/api.log") or ""
+  local out = {}
+  for line in text:gmatch("[^\n]+") do out[#out + 1] = assert(json.decode(line)) end
+  return out
+end
+
 function Node:target_spec(extra)
   local spec = { type = "pve", root = self.root, bin = self.bin }
   for k, v in pairs(extra or {}) do spec[k] = v end

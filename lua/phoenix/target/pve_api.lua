@@ -266,17 +266,18 @@ local function inv_loaded(t)
   return t:memo("inventory", function() return load(t) end)
 end
 
--- fetch(t, inv, vmid) -> true | nil, msg: the guest's full entry, read now.
--- Its status, config, pending changes and snapshots are four requests
--- sent at once; a guest the status call does not find is gone.
-local function fetch(t, inv, vmid)
+-- fetch(t, inv, vmid, row) -> true | nil, msg: the guest's full entry, read
+-- now. Its config, pending changes and snapshots (and, without a fresh
+-- /cluster/resources row, its status) are requests sent at once; a guest
+-- the status call does not find is gone.
+local function fetch(t, inv, vmid, row)
   local old = inv.guests[vmid]
   local node = old and old.node or t.node
   local kinds = old and { old.kind } or { "lxc", "qemu" }
   for _, kind in ipairs(kinds) do
     local base = string.format("/nodes/%s/%s/%d", node, kind, vmid)
     local sent = {
-      status = { t.api:start("GET", base .. "/status/current") },
+      status = row and { { finish = function() return row end } } or { t.api:start("GET", base .. "/status/current") },
       current = { t.api:start("GET", base .. "/config", { current = 1 }) },
       pending = { t.api:start("GET", base .. "/pending") },
       snapshot = { t.api:start("GET", base .. "/snapshot") },
@@ -285,16 +286,16 @@ local function fetch(t, inv, vmid)
     for name, p in pairs(sent) do
       if p[1] then got[name], errs[name] = p[1]:finish() else errs[name] = p[2] end
     end
-    t.calls = t.calls + 4
+    t.calls = t.calls + (row and 3 or 4)
     if got.status then
       for _, name in ipairs({ "current", "pending", "snapshot" }) do
         if got[name] == nil then return nil, errs[name] end
       end
       local cfg, cerr = conf.build(kind, got.current, got.pending, got.snapshot)
       if not cfg then return nil, string.format("%s %d: %s", kind == "lxc" and "container" or "VM", vmid, cerr) end
-      local row = got.status
-      row.node = node
-      inv.guests[vmid] = inventory.entry(vmid, kind, node, cfg, inventory.conf_path(node, kind, vmid), row)
+      local live = got.status
+      live.node = node
+      inv.guests[vmid] = inventory.entry(vmid, kind, node, cfg, inventory.conf_path(node, kind, vmid), live)
       return true
     end
     if not conf.missing(errs.status) then return nil, errs.status end
@@ -320,7 +321,8 @@ function Api:guest(vmid)
   if (g and g.partial) or stale then
     local gen = self.gens[vmid]
     local key = "guest:" .. vmid .. ":" .. tostring(gen)
-    local ok, ferr = self:memo(key, function() return fetch(self, inv, vmid) end)
+    local row = not stale and g and g.live or nil
+    local ok, ferr = self:memo(key, function() return fetch(self, inv, vmid, row) end)
     if not ok then return nil, ferr end
     self.loaded[vmid] = gen
   end

@@ -64,7 +64,11 @@ local function failure(r)
     table.sort(keys)
     for _, k in ipairs(keys) do parts[#parts + 1] = k .. ": " .. tostring(body.errors[k]):gsub("%s+$", "") end
   end
-  if not msg or msg == "" then msg = "HTTP " .. r.status end
+  if not msg or msg == "" then
+    msg = "HTTP " .. r.status
+    if r.status == 401 then msg = msg .. " authentication failure: check user, token_id and token" end
+    if r.status == 403 then msg = msg .. " permission denied: the token lacks a privilege for this call" end
+  end
   if #parts > 0 then msg = msg .. " " .. table.concat(parts, "; ") end
   return msg
 end

@@ -181,6 +181,9 @@ describe("pve-api target", function()
       ["911"] = { name = "web", clone_from_ctid = "910", storage_pool = "local-zfs", memory_mb = 1024, cores = 2,
         start_at_boot = true, network_config = { name = "eth0", bridge = "vmbr0", ip = "10.0.0.11/24", gw = "10.0.0.1" },
         dependencies = { "910" } },
+      ["912"] = { name = "db", clone_from_ctid = "910", storage_pool = "local-zfs", memory_mb = 512,
+        network_config = { name = "eth0", bridge = "vmbr0", ip = "10.0.0.12/24", gw = "10.0.0.1" },
+        dependencies = { "910" } },
     }
     local site = site_files(dir, cts)
     local argv = { "converge", "--config-dir", site, "--target", "pve-api", "--lock-file", dir .. "/lock" }
@@ -206,5 +209,15 @@ describe("pve-api target", function()
       if node:api_log()[i].method ~= "GET" then writes = writes + 1 end
     end
     assert.equals(0, writes)
+    -- delete goes through the API too, and only with --yes
+    local del = { "delete", "lxc:912", "--config-dir", site, "--target", "pve-api", "--lock-file", dir .. "/lock" }
+    for i = 8, #argv do del[#del + 1] = argv[i] end
+    r = kit.phoenix(del)
+    assert.matches("would be deleted", r.stdout)
+    assert.is_true(fs.exists(node:conf("lxc", 912)))
+    del[#del + 1] = "--yes"
+    r = kit.phoenix(del)
+    assert.equals(0, r.code, r.stdout .. r.stderr)
+    assert.is_false(fs.exists(node:conf("lxc", 912)))
   end)
 end)

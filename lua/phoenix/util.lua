@@ -15,6 +15,16 @@ function M.argv_string(argv)
   return log.scrub(table.concat(out, " "))
 end
 
+-- A word POSIX-single-quoted for a shell (it's -> 'it'\''s'): the
+-- shell reads it back byte for byte, whatever it contains (ssh sends its
+-- remote command to a shell as one string). Raises on a non-string or NUL.
+function M.sh_quote(word)
+  if type(word) == "number" then word = tostring(word) end
+  if type(word) ~= "string" then error("sh_quote: a string expected, got " .. type(word), 2) end
+  if word:find("\0", 1, true) then error("sh_quote: a word cannot contain a NUL byte", 2) end
+  return "'" .. word:gsub("'", "'\\''") .. "'"
+end
+
 -- The last n non-empty lines of text, for error messages.
 function M.tail(text, n)
   n = n or 5

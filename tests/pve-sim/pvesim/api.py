@@ -99,7 +99,6 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         path = url.path
         params = {}
-        status = 200
         try:
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n > 0 else b""
@@ -112,28 +111,26 @@ class Handler(BaseHTTPRequestHandler):
             self.user = self._auth()
             self.api_path = path
             self.extra = {}
-            data = self.server.api.dispatch(self, method, path, params)
-            doc = {"data": data}
+            doc = {"data": self.server.api.dispatch(self, method, path, params)}
             doc.update(self.extra)
-            self._reply(200, "OK", doc)
+            status, reason = 200, "OK"
         except ApiError as e:
-            status = e.status
+            status, reason = e.status, e.message.split("\n")[0]
             doc = {"data": None}
             if e.status != 401:
                 doc["message"] = e.message
             if e.errors is not None:
                 doc["errors"] = e.errors
-            self._reply(e.status, e.message.split("\n")[0], doc)
         except Exception as e:  # the sim's own bug: say so, as a 500
-            status = 500
             import traceback
             traceback.print_exc(file=sys.stderr)
-            self._reply(500, "pve-sim internal error", {"data": None,
-                                                        "message": "pve-sim internal error: %s\n" % e})
-        finally:
-            self.server.log_request_line({"ts": round(t0, 3), "method": method, "path": path,
-                                          "params": redact(params), "status": status,
-                                          "ms": round((time.time() - t0) * 1000, 1)})
+            status, reason = 500, "pve-sim internal error"
+            doc = {"data": None, "message": "pve-sim internal error: %s\n" % e}
+        # logged before the answer, so a client that got it finds the line
+        self.server.log_request_line({"ts": round(t0, 3), "method": method, "path": path,
+                                      "params": redact(params), "status": status,
+                                      "ms": round((time.time() - t0) * 1000, 1)})
+        self._reply(status, reason, doc)
 
     def do_GET(self):
         self._handle("GET")

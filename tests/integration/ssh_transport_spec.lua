@@ -20,7 +20,8 @@ describe("ssh transport against sshd", function()
 
   local dir, keys, server, tr, work
   local function new(o)
-    local opts = { host = "127.0.0.1", port = server.port, identity = keys.client_key, known_hosts = server.known_hosts }
+    local opts = { host = "127.0.0.1", port = server.port, identity = keys.client_key,
+                   known_hosts = server.known_hosts }
     for k, v in pairs(o or {}) do opts[k] = v end
     return assert(ssh.new(opts))
   end
@@ -56,7 +57,8 @@ describe("ssh transport against sshd", function()
     it("hands hostile argv words over byte-exact and runs none of them", function()
       local marker = work .. "/pwned"
       local words = { "$(touch " .. marker .. ")", "`touch " .. marker .. "`", ";", "a;touch " .. marker, "x\ny\n",
-                      "'", "\"", "it's", "*", "", "-n", "--", "\\", "$HOME", "a b\tc", "\255\1", "&&", "|", ">" .. marker }
+                      "'", "\"", "it's", "*", "", "-n", "--", "\\", "$HOME", "a b\tc", "\255\1", "&&", "|",
+                      ">" .. marker }
       local argv = { "printf", "%s\\0" }
       for _, w in ipairs(words) do argv[#argv + 1] = w end
       local r = assert(tr:run { argv = argv })
@@ -126,6 +128,31 @@ describe("ssh transport against sshd", function()
       local ok2, r = coroutine.resume(co)
       assert.is_true(ok2)
       assert.equals("task\n", r.stdout)
+    end)
+
+    it("serves parallel scheduler tasks on a fresh transport, clean output each", function()
+      local scheduler = require "phoenix.scheduler"
+      local t = new()
+      local queue, results = {}, {}
+      for i = 1, 4 do
+        queue[i] = { id = i, fn = function()
+          return t:run { argv = { "sh", "-c", "sleep 0.3; echo out-$0; echo err-$0 >&2", tostring(i) } }
+        end }
+      end
+      local n = 0
+      assert.is_true(scheduler.run {
+        jobs = 4,
+        next = function() n = n + 1; return queue[n] end,
+        done = function(task, ok, r, err) results[task.id] = { ok = ok, r = r, err = err } end,
+      })
+      for i = 1, 4 do
+        assert.is_true(results[i].ok)
+        assert.is_table(results[i].r, results[i].err)
+        assert.equals("out-" .. i .. "\n", results[i].r.stdout)
+        assert.equals("err-" .. i .. "\n", results[i].r.stderr)
+      end
+      assert.equals(0, assert(t:run { argv = { "true" } }).code)
+      t:close()
     end)
 
     it("reuses one connection (ControlMaster) until close", function()

@@ -116,7 +116,8 @@ describe("ssh run with a fake ssh", function()
   end)
 
   it("ssh's own failure (255, the command never started) is nil, msg naming the transport", function()
-    local t = assert(ssh.new { host = "h", ssh = fake("echo 'ssh: connect to host h port 22: Connection refused' >&2\nexit 255\n") })
+    local refuse = "echo 'ssh: connect to host h port 22: Connection refused' >&2\nexit 255\n"
+    local t = assert(ssh.new { host = "h", ssh = fake(refuse) })
     local r, err = t:run { argv = { "true" } }
     assert.is_nil(r)
     assert.equals("ssh root@h:22: ssh: connect to host h port 22: Connection refused", err)
@@ -128,7 +129,9 @@ describe("ssh run with a fake ssh", function()
 
   it("a connection lost after the start is nil, msg, not an exit code", function()
     -- Keeps only the first stderr line (the start marker), then fails like ssh.
-    local t = assert(ssh.new { host = "h", ssh = fake('for last; do :; done\nsh -c "$last" 2>&1 >/dev/null | head -n 1 >&2\necho "Connection closed by remote host" >&2\nexit 255\n') })
+    local lose = 'for last; do :; done\nsh -c "$last" 2>&1 >/dev/null | head -n 1 >&2\n'
+                 .. 'echo "Connection closed by remote host" >&2\nexit 255\n'
+    local t = assert(ssh.new { host = "h", ssh = fake(lose) })
     local r, err, res = t:run { argv = { "sh", "-c", "echo hi >&2" } }
     assert.is_nil(r)
     assert.equals("ssh root@h:22: `sh -c 'echo hi >&2'` ended without an exit status (connection lost?): "
@@ -139,7 +142,8 @@ describe("ssh run with a fake ssh", function()
 
   it("raises on wrong use of run", function()
     local t = assert(ssh.new { host = "h", ssh = fake(RUN) })
-    assert.has_error(function() t:run { argv = { "true" }, inherit_env = true } end, "run: unknown option 'inherit_env'")
+    assert.has_error(function() t:run { argv = { "true" }, inherit_env = true } end,
+                     "run: unknown option 'inherit_env'")
     assert.has_error(function() t:run { argv = {} } end)
     assert.has_error(function() t:run { argv = { "a=b" } } end)
     assert.has_error(function() t:run { argv = { "x", "a\0b" } } end)

@@ -188,7 +188,9 @@ local function check_run(o)
         error(string.format("run: bad env name %q", tostring(k)), 3)
       end
       if type(v) == "number" then v = tostring(v) end
-      if type(v) ~= "string" or v:find("\0", 1, true) then error(string.format("run: env %s must be a string", k), 3) end
+      if type(v) ~= "string" or v:find("\0", 1, true) then
+        error(string.format("run: env %s must be a string", k), 3)
+      end
       env[#env + 1] = k .. "=" .. v
     end
     table.sort(env)

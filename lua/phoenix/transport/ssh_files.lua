@@ -129,7 +129,9 @@ local WRITE_KEYS = { mode = true, uid = true, gid = true, backup = true }
 
 local function id(name, v)
   if v == nil then return "" end
-  if math.type(v) ~= "integer" or v < 0 then error("write: bad option '" .. name .. "' (an integer >= 0 expected)", 3) end
+  if math.type(v) ~= "integer" or v < 0 then
+    error("write: bad option '" .. name .. "' (an integer >= 0 expected)", 3)
+  end
   return tostring(v)
 end
 

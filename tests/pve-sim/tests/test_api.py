@@ -137,7 +137,7 @@ class ApiTestCase(unittest.TestCase):
         self.n_api = len(self.node.jsonl("api.log"))
 
     def tearDown(self):
-        self.node.settings(faults=[], latency_ms=0, agent_delay_s=0)
+        self.node.settings(faults=[], latency_ms=0, agent_delay_s=0, pve_version="9.1.2")
 
     def new_calls(self):
         return self.node.jsonl("calls.log")[self.n_calls:]
@@ -201,6 +201,9 @@ class TestServer(ApiTestCase):
         v = self.ok("GET", "/version")
         self.assertEqual(v, self.pvesh("/version"))
         self.assertEqual(sorted(v), ["release", "repoid", "version"])
+        self.node.settings(pve_version="8.2.4")
+        v = self.ok("GET", "/version")
+        self.assertEqual((v["version"], v["release"]), ("8.2.4", "8.2"))
 
     def test_auth_failures(self):
         st, reason, doc = self.api.request("GET", "/version", auth=None)

@@ -135,7 +135,9 @@ def get(sim, path, o):
             n += 1
         return str(n)
     if path == "/version":
-        return {"release": "9.1", "repoid": "0a1b2c3d", "version": "9.1.2"}
+        # settable, as clients branch on the major version
+        v = str(sim.settings.get("pve_version", "9.1.2"))
+        return {"release": ".".join(v.split(".")[:2]), "repoid": "0a1b2c3d", "version": v}
     if path == "/nodes":
         return [{"node": sim.node, "status": "online", "type": "node", "id": "node/" + sim.node,
                  "level": "", "maxcpu": int(sim.settings.get("host_cpus", 8))}]

@@ -137,7 +137,7 @@ class ApiTestCase(unittest.TestCase):
         self.n_api = len(self.node.jsonl("api.log"))
 
     def tearDown(self):
-        self.node.settings(faults=[], latency_ms=0, agent_delay_s=0)
+        self.node.settings(faults=[], latency_ms=0, agent_delay_s=0, pve_version="9.1.2")
 
     def new_calls(self):
         return self.node.jsonl("calls.log")[self.n_calls:]
@@ -201,6 +201,9 @@ class TestServer(ApiTestCase):
         v = self.ok("GET", "/version")
         self.assertEqual(v, self.pvesh("/version"))
         self.assertEqual(sorted(v), ["release", "repoid", "version"])
+        self.node.settings(pve_version="8.2.4")
+        v = self.ok("GET", "/version")
+        self.assertEqual((v["version"], v["release"]), ("8.2.4", "8.2"))
 
     def test_auth_failures(self):
         st, reason, doc = self.api.request("GET", "/version", auth=None)
@@ -266,8 +269,10 @@ class TestContainers(ApiTestCase):
         self.assertEqual(page, [{"n": 2, "t": lines[1]}])
         # the tool call behind it, with the request logged (secret redacted)
         calls = [c["argv"] for c in self.new_calls()]
-        self.assertEqual(calls[0][:2], ["pct", "create"])
-        self.assertIn("--memory=512", calls[0])
+        # argv shaped as a CLI caller writes it (so fault patterns match both)
+        self.assertEqual(calls[0][:4], ["pct", "create", "101", TEMPLATE])
+        i = calls[0].index("--memory")
+        self.assertEqual(calls[0][i + 1], "512")
         api = self.new_api()
         self.assertEqual(api[0]["params"]["password"], "**********")
         with open(os.path.join(self.node.simdir, "api.log")) as f:
@@ -408,7 +413,7 @@ class TestErrors(ApiTestCase):
 
     def test_tool_failure_in_sync_call_is_500(self):
         self.node.ct(221)
-        self.node.settings(faults=[{"argv": ["pct", "set", "**"], "kind": "lock-timeout"}])
+        self.node.settings(faults=[{"match": "pct set 221 --memory *", "kind": "lock-timeout"}])
         self.fails("PUT", "/nodes/pve/lxc/221/config", {"memory": 1024}, 500,
                    "can't lock file '/run/lock/lxc/pve-config-221.lock' - got timeout")
 

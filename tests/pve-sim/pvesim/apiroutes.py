@@ -157,15 +157,6 @@ class Api:
                 argv += ["--" + k, one]
         return json.loads(self.runner.call("pvesh", argv))
 
-    def task(self, req, typ, wid, tool, cmd, params, fixed=None):
-        argv, stdin = prepare(tool, cmd, params, fixed)
-        return self.tasks.start(self.node, typ, wid, req.user, tool, argv, stdin)
-
-    def sync(self, tool, cmd, params, fixed=None):
-        argv, stdin = prepare(tool, cmd, params, fixed)
-        self.runner.call(tool, argv, stdin)
-        return None
-
     # ------------------------------------------------------------ routing
     def routes(self):
         g = r"(?P<kind>lxc|qemu)"

@@ -82,6 +82,34 @@ describe("pve-api target with ssh", function()
     assert.are.equal(0, r.code, r.stdout .. r.stderr)
   end)
 
+  it("sets the host up over ssh and registers its storage through the API; a second run changes nothing", function()
+    local sdir = dir .. "/hostsite"
+    local zone = "/usr/share/zoneinfo/Europe/Berlin"
+    assert(fs.mkdir(node.root .. "/usr/share/zoneinfo/Europe", { parents = true }))
+    assert(fs.write(node.root .. zone, assert(fs.read(zone))))
+    kit.write(sdir .. "/phoenix_hypervisor_config.json", json.encode({ timezone = "Europe/Berlin",
+      zfs = { datasets = { { name = "phx-data", pool = "rpool", properties = "compression=lz4,quota=5G",
+        proxmox_storage_type = "zfspool", proxmox_content_type = "images" } } } }))
+    local n0 = #node:api_log()
+    local r = px("setup", sdir, { "--allow-restart" })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.equals("Europe/Berlin\n", fs.read(node.root .. "/etc/timezone"))
+    local zfs = node:run("zfs", "get", "-H", "-o", "value", "compression,quota", "rpool/phx-data").stdout
+    assert.equals("lz4\n5G\n", zfs)
+    assert.matches("zfspool: rpool%-phx%-data\n\tpool rpool/phx%-data\n", assert(fs.read(node.root .. "/etc/pve/storage.cfg")))
+    local posted = false
+    for i = n0 + 1, #node:api_log() do
+      local e = node:api_log()[i]
+      if e.method == "POST" and e.path == "/storage" then posted = true end
+    end
+    assert.is_true(posted, "the storage was not added through the API")
+    n0 = #node:api_log()
+    r = px("setup", sdir, { "--allow-restart" })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("0 changed, 0 failed", r.stdout, 1, true)
+    assert.are.equal(0, writes_since(n0))
+  end)
+
   it("converges containers with features, raw lxc lines, host mounts and ZFS volumes", function()
     local sdir = dir .. "/ctsite"
     kit.write(sdir .. "/phoenix_hypervisor_config.json", json.encode({ features_dir = "features" }))

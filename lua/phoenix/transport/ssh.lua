@@ -295,7 +295,9 @@ function Ssh:close()
     local argv = { table.unpack(self.base) }
     for _, w in ipairs { "-O", "exit", "--", self.host } do argv[#argv + 1] = w end
     -- Not async: close also runs from __gc, where a task cannot yield.
-    exec.run { argv = argv, env = self.env, timeout_ms = 5000 }
+    -- Nothing captured: a handle made while the Lua state closes is never
+    -- finalized, so capture buffers would leak.
+    exec.run { argv = argv, env = self.env, timeout_ms = 5000, stdout = "null", stderr = "null" }
     fs.remove(self.control)
   end
   fs.remove(self.dir)

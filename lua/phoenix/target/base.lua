@@ -35,7 +35,7 @@ function Base.new(spec, class)
     if not real then return nil, "target root " .. err end
     root = real
   end
-  local t = setmetatable({ type = class.type, root = root, bin = spec.bin, spec = spec, cache = {} }, class)
+  local t = setmetatable({ type = class.type, root = root, bin = spec.bin, spec = spec, cache = {}, files = fs }, class)
   return t
 end
 
@@ -82,33 +82,38 @@ function Base:run(opts)
   return async.run(o)
 end
 
-function Base:read(p) return fs.read(self:path(p)) end
-function Base:exists(p) return fs.exists(self:path(p)) end
-function Base:stat(p) return fs.stat(self:path(p)) end
-function Base:list(p) return fs.list(self:path(p)) end
-function Base:mkdir(p, opts) return fs.mkdir(self:path(p), opts) end
-function Base:remove(p) return fs.remove(self:path(p)) end
+-- Files go through self.files: px.fs here; a remote target puts its
+-- transport's file operations there (same contracts, full paths).
+function Base:read(p) return self.files.read(self:path(p)) end
+function Base:exists(p) return self.files.exists(self:path(p)) end
+function Base:stat(p) return self.files.stat(self:path(p)) end
+function Base:list(p) return self.files.list(self:path(p)) end
+function Base:mkdir(p, opts) return self.files.mkdir(self:path(p), opts) end
+function Base:remove(p) return self.files.remove(self:path(p)) end
 
 -- write(p, data, {mode=, uid=, gid=, backup=".phoenix.bak", mkdir=true})
 -- -> changed (boolean) | nil, msg. Unchanged content is not rewritten.
 function Base:write(p, data, opts)
   opts = opts or {}
+  local files = self.files
   local full = self:path(p)
-  local old = fs.read(full)
-  local st = old and fs.stat(full)
+  local old = files.read(full)
   local mode = opts.mode
   if type(mode) == "string" then mode = tonumber(mode, 8) end
-  if old == data and (not mode or (st and st.mode == mode)) then return false end
+  if old == data then
+    local st = files.stat(full)
+    if not mode or (st and st.mode == mode) then return false end
+  end
   if opts.mkdir then
     local dir = full:match("^(.*)/[^/]*$")
     if dir and dir ~= "" then
-      local ok, err = fs.mkdir(dir)
+      local ok, err = files.mkdir(dir)
       if not ok then return nil, err end
     end
   end
   local wopts = { mode = mode, uid = opts.uid, gid = opts.gid }
   if old and opts.backup then wopts.backup = opts.backup end
-  local ok, err = fs.write(full, data, wopts)
+  local ok, err = files.write(full, data, wopts)
   if not ok then return nil, err end
   return true
 end

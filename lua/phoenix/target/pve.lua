@@ -244,6 +244,7 @@ local function check_vmid(vmid, level)
   if not n or n < 1 then error("expected a guest ID, got " .. tostring(vmid), level + 1) end
   return n
 end
+Pve.check_vmid = check_vmid -- for the pve-api target
 
 -- guest(vmid) -> entry | nil (no such guest) | nil, msg
 function Pve:guest(vmid)

@@ -14,7 +14,9 @@ local client = require "phoenix.target.pve_api.client"
 local conf = require "phoenix.target.pve_api.conf"
 local inventory = require "phoenix.target.pve.inventory"
 local options = require "phoenix.target.pve_api.options"
+local async = require "phoenix.async"
 local json = require "px.json"
+local sys = require "px.sys"
 local util = require "phoenix.util"
 
 local Api = setmetatable({}, { __index = Pve })
@@ -53,6 +55,40 @@ local function choose_node(t, wanted)
     table.concat(names, ", "))
 end
 
+-- The node's shell ---------------------------------------------------------
+
+local function no_shell(t, what)
+  return string.format("%s needs the node's shell, which the Proxmox API does not give: "
+    .. "name it with --target-opt ssh=root@%s", what, t.options.host)
+end
+
+function Api:tool(name) return name end -- resolved on the node (PATH, bin)
+
+function Api:run(opts)
+  if not self.shell then return nil, no_shell(self, "running `" .. tostring(opts.argv[1]) .. "`") end
+  return self.shell:run(opts)
+end
+
+-- The file operations of Base's read/write/... : the transport's, or
+-- ones that say the shell is missing.
+local FILE_OPS = { "read", "exists", "stat", "list", "mkdir", "remove", "write" }
+
+local function shell_files(t)
+  local files = {}
+  for _, op in ipairs(FILE_OPS) do
+    if t.shell then
+      files[op] = function(...) return t.shell[op](t.shell, ...) end
+    elseif op == "exists" then
+      files[op] = function() return false end
+    else
+      files[op] = function(path)
+        return nil, no_shell(t, (op == "write" and "writing" or op) .. " " .. path)
+      end
+    end
+  end
+  return files
+end
+
 function Api.new(spec)
   local s = util.copy(spec)
   s.root, s.bin = nil, nil -- paths on the node, not here (Base.new resolves root locally)
@@ -70,6 +106,7 @@ function Api.new(spec)
     if not tr then return nil, "target option ssh: " .. terr end
     t.shell = tr
   end
+  t.files = shell_files(t)
   local node, nerr = choose_node(t, o.node)
   if not node then return nil, nerr end
   t.node = node
@@ -81,57 +118,6 @@ end
 function Api:supports(feature)
   if feature == "host" then return self.shell ~= nil end
   return self.features[feature] == true
-end
-
--- The node's shell ---------------------------------------------------------
-
-local function no_shell(t, what)
-  return string.format("%s needs the node's shell, which the Proxmox API does not give: "
-    .. "name it with --target-opt ssh=root@%s", what, t.options.host)
-end
-
-function Api:tool(name) return name end -- resolved on the node (PATH, bin)
-
-function Api:run(opts)
-  if not self.shell then return nil, no_shell(self, "running `" .. tostring(opts.argv[1]) .. "`") end
-  return self.shell:run(opts)
-end
-
-for _, op in ipairs({ "read", "stat", "list", "mkdir", "remove" }) do
-  Api[op] = function(self, p, ...)
-    if not self.shell then return nil, no_shell(self, op .. " " .. p) end
-    return self.shell[op](self.shell, self:path(p), ...)
-  end
-end
-
-function Api:exists(p)
-  if not self.shell then return false end
-  return self.shell:exists(self:path(p))
-end
-
--- write: the same "unchanged content is not rewritten" rule as Base:write
-function Api:write(p, data, opts)
-  if not self.shell then return nil, no_shell(self, "writing " .. p) end
-  opts = opts or {}
-  local full = self:path(p)
-  local old = self.shell:read(full)
-  local mode = opts.mode
-  if type(mode) == "string" then mode = tonumber(mode, 8) end
-  if old == data then
-    local st = self.shell:stat(full)
-    if not mode or (st and st.mode == mode) then return false end
-  end
-  if opts.mkdir then
-    local dir = full:match("^(.*)/[^/]*$")
-    if dir and dir ~= "" then
-      local ok, err = self.shell:mkdir(dir)
-      if not ok then return nil, err end
-    end
-  end
-  local ok, err = self.shell:write(full, data, { mode = mode, uid = opts.uid, gid = opts.gid,
-    backup = old and opts.backup or nil })
-  if not ok then return nil, err end
-  return true
 end
 
 function Api:close()
@@ -167,7 +153,6 @@ local function guest_exec(t, req, run)
   if not started then return result(255, "", err .. "\n") end
   local pid = type(started) == "table" and math.tointeger(started.pid)
   if not pid then return result(255, "", "agent/exec answered without a pid\n") end
-  local sys = require "px.sys"
   local deadline = sys.monotonic() + req.timeout_s
   local pause = 0.05
   while true do
@@ -178,7 +163,7 @@ local function guest_exec(t, req, run)
         ["err-data"] = st["err-data"] }) .. "\n")
     end
     if sys.monotonic() >= deadline then return result(0, json.encode({ exited = 0, pid = pid }) .. "\n") end
-    require("phoenix.async").sleep(pause)
+    async.sleep(pause)
     pause = math.min(pause * 1.5, 1)
   end
 end
@@ -304,11 +289,7 @@ local function fetch(t, inv, vmid, row)
   return true
 end
 
-local function check_vmid(vmid, level)
-  local n = math.tointeger(tonumber(vmid))
-  if not n or n < 1 then error("expected a guest ID, got " .. tostring(vmid), level + 1) end
-  return n
-end
+local check_vmid = Pve.check_vmid
 
 -- guest(vmid) -> entry | nil (no such guest) | nil, msg. Read in full on
 -- first ask and after refresh(vmid); shared by concurrent askers.

@@ -17,17 +17,21 @@ M.help = {
 
 M.defaults = { lock_retries = 5, lock_backoff_ms = 500, timeout_ms = 900000 }
 
-local function whole(name, v, min)
+-- whole(name, v, min [, max]) -> integer | nil, msg (shared with pve-api's options)
+function M.whole(name, v, min, max)
   local n = v
   if type(v) == "string" then
     n = v:match("^%s*(%d+)%s*$") and tonumber(v)
   end
   if math.type(n) == "float" and n == math.floor(n) then n = math.tointeger(n) end
-  if math.type(n) ~= "integer" or n < min then
-    return nil, string.format("target option %s: expected a whole number >= %d, got '%s'", name, min, tostring(v))
+  if math.type(n) ~= "integer" or n < min or (max and n > max) then
+    return nil, string.format("target option %s: expected a whole number %s, got '%s'", name,
+      max and string.format("from %d to %d", min, max) or ">= " .. min, tostring(v))
   end
   return n
 end
+
+local whole = M.whole
 
 local function dir(name, v)
   if type(v) ~= "string" or v == "" then

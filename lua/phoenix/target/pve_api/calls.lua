@@ -4,6 +4,8 @@
 -- POST /nodes/{node}/lxc vmid=101 ostemplate=TPL memory=512). A command
 -- with no API (pct exec/push/pull, qm importdisk, zfs) maps to nothing and
 -- needs the node's shell.
+local segment = require("phoenix.target.pve_api.client").segment
+
 local M = {}
 
 -- split(args) -> positional words, options {key = value | list}, words after "--"
@@ -85,7 +87,7 @@ local function guest_call(tool, kind, verb, args, node_of)
   for k, v in pairs(opts) do params[k] = v end
   local path = spec[3]:gsub("{(%w+)}", function(name)
     for i, n in ipairs(names) do
-      if n == name then return require("phoenix.target.pve_api.client").segment(pos[i]) end
+      if n == name then return segment(pos[i]) end
     end
   end)
   for i = 2, #names do
@@ -158,9 +160,9 @@ local function pvesm(args)
     opts.type, opts.storage = pos[1], pos[2]
     return { method = "POST", path = "/storage", params = opts }
   elseif verb == "set" and #pos == 1 then
-    return { method = "PUT", path = "/storage/" .. require("phoenix.target.pve_api.client").segment(pos[1]), params = opts }
+    return { method = "PUT", path = "/storage/" .. segment(pos[1]), params = opts }
   elseif verb == "remove" and #pos == 1 then
-    return { method = "DELETE", path = "/storage/" .. require("phoenix.target.pve_api.client").segment(pos[1]), params = opts }
+    return { method = "DELETE", path = "/storage/" .. segment(pos[1]), params = opts }
   end
   return nil
 end

@@ -4,6 +4,7 @@
 local fs = require "px.fs"
 local log = require "px.log"
 local sys = require "px.sys"
+local whole = require("phoenix.target.pve.options").whole
 
 local M = {}
 
@@ -34,17 +35,6 @@ M.defaults = {
   port = 8006, user = "root@pam", verify_tls = true, timeout_ms = 900000, request_timeout_ms = 60000,
   lock_retries = 5, lock_backoff_ms = 500, ssh_port = 22,
 }
-
-local function whole(name, v, min, max)
-  local n = v
-  if type(v) == "string" then n = v:match("^%s*(%d+)%s*$") and tonumber(v) end
-  if math.type(n) == "float" and n == math.floor(n) then n = math.tointeger(n) end
-  if math.type(n) ~= "integer" or n < min or (max and n > max) then
-    return nil, string.format("target option %s: expected a whole number %s, got '%s'", name,
-      max and string.format("from %d to %d", min, max) or ">= " .. min, tostring(v))
-  end
-  return n
-end
 
 local function boolean(name, v)
   if v == true or v == "true" or v == "1" or v == "yes" then return true end
